@@ -1,0 +1,251 @@
+//! Delivery records and one-off test deliveries through a channel.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
+
+use super::AppState;
+use super::auth::TenantAccess;
+use super::error::{ApiError, ApiJson};
+use crate::delivery::Message;
+use crate::delivery::queue::{Enqueue, QueueError, now_ms};
+use crate::delivery::template::default_text;
+use crate::store::{DeliveryFilter, DeliveryRecord, DeliveryStatus};
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Only deliveries for this username.
+    pub username: Option<String>,
+    /// queued | sending | delivered | failed | expired
+    pub status: Option<String>,
+    /// 1..=500, default 50; newest first.
+    pub limit: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryList {
+    pub success: bool,
+    pub deliveries: Vec<DeliveryRecord>,
+    pub total: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryResponse {
+    pub success: bool,
+    pub delivery: DeliveryRecord,
+}
+
+/// The error shape every endpoint uses.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorBody {
+    pub success: bool,
+    /// "<message> [<errorType>]"
+    pub error: String,
+    pub error_type: String,
+    #[schema(value_type = Object)]
+    pub details: serde_json::Value,
+}
+
+#[utoipa::path(get, path = "/t/{tenant}/api/v1/deliveries", tag = "deliveries",
+    params(("tenant" = String, Path, description = "Tenant name"), ListQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = DeliveryList),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    access: TenantAccess,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<DeliveryList>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::invalid_params("query", e.body_text()))?;
+    let status = match q.status.as_deref() {
+        None | Some("") => None,
+        Some(s) => Some(DeliveryStatus::parse(s).ok_or_else(|| {
+            ApiError::invalid_params(
+                "status",
+                "status must be one of queued, sending, delivered, failed, expired",
+            )
+        })?),
+    };
+    let limit = match q.limit.as_deref() {
+        None | Some("") => 50,
+        Some(l) => l
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=500).contains(n))
+            .ok_or_else(|| ApiError::invalid_params("limit", "limit must be 1..=500"))?,
+    };
+    let filter = DeliveryFilter {
+        username: q.username.filter(|u| !u.is_empty()),
+        status,
+        limit,
+    };
+    let (deliveries, total) = state
+        .store
+        .list_deliveries(access.tenant.as_str(), &filter)
+        .await?;
+    Ok(Json(DeliveryList {
+        success: true,
+        deliveries,
+        total,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct IdParam {
+    id: String,
+}
+
+#[utoipa::path(get, path = "/t/{tenant}/api/v1/deliveries/{id}", tag = "deliveries",
+    params(("tenant" = String, Path, description = "Tenant name"), ("id" = String, Path, description = "Delivery id")),
+    security(("bearer" = [])),
+    responses((status = 200, body = DeliveryResponse), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get_one(
+    State(state): State<AppState>,
+    access: TenantAccess,
+    Path(p): Path<IdParam>,
+) -> Result<Json<DeliveryResponse>, ApiError> {
+    let delivery = state
+        .store
+        .get_delivery(access.tenant.as_str(), &p.id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("No such delivery"))?;
+    Ok(Json(DeliveryResponse {
+        success: true,
+        delivery,
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChannelInfo {
+    pub name: String,
+    /// smtp | pushover | url | sms-http | sms-smtp | plugin
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<String>,
+}
+
+#[utoipa::path(get, path = "/t/{tenant}/api/v1/channels", tag = "channels",
+    params(("tenant" = String, Path, description = "Tenant name")),
+    security(("bearer" = [])),
+    responses((status = 200, description = "{success, channels:[ChannelInfo]}"), (status = 401, body = ErrorBody)))]
+pub async fn list_channels(
+    State(state): State<AppState>,
+    access: TenantAccess,
+) -> Json<serde_json::Value> {
+    let channels: Vec<ChannelInfo> = state
+        .registry
+        .list(&access.tenant)
+        .iter()
+        .map(|c| ChannelInfo {
+            name: c.name.to_string(),
+            kind: c.sender.kind().to_string(),
+            fallback: c.fallback.as_ref().map(|f| f.to_string()),
+        })
+        .collect();
+    Json(json!({ "success": true, "channels": channels }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TestRequest {
+    /// The recipient, in the form the channel expects.
+    pub send_to: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct NameParam {
+    name: String,
+}
+
+/// One real delivery with a throwaway code; answers after the first attempt.
+#[utoipa::path(post, path = "/t/{tenant}/api/v1/channels/{name}/test", tag = "channels",
+    params(("tenant" = String, Path, description = "Tenant name"), ("name" = String, Path, description = "Channel name")),
+    request_body = TestRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = DeliveryResponse, description = "Delivered, or queued for a retry"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 502, body = ErrorBody, description = "The provider refused or failed; `delivery` holds the record")))]
+pub async fn test_channel(
+    State(state): State<AppState>,
+    access: TenantAccess,
+    Path(p): Path<NameParam>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<TestRequest>,
+) -> Result<Response, ApiError> {
+    let ttl = state.config.api.two_fa_token_ttl_seconds;
+    let code = random_code(state.config.limits.code_length);
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let message = Message {
+        send_to: body.send_to,
+        text: default_text(&code, ttl),
+        code,
+        ttl_seconds: ttl,
+        username: "postern-test".into(),
+        user_agent,
+        remote_address: Some(state.client_ip(&headers, peer).to_string()),
+        locale: None,
+    };
+    let req = Enqueue {
+        tenant: access.tenant,
+        channel: p.name,
+        message,
+        username: None,
+        expires_at: now_ms() + i64::from(ttl) * 1000,
+        alternates: BTreeMap::new(),
+    };
+    let delivery = state.queue.submit(req).await.map_err(|e| match e {
+        QueueError::UnknownChannel(name) => ApiError::not_found(format!("No channel named `{name}`")),
+        QueueError::InvalidSendTo(why) => ApiError::invalid_send_to(why),
+        QueueError::Store(e) => ApiError::internal(e),
+    })?;
+    Ok(delivery_response(delivery))
+}
+
+/// 200 when delivered or queued for a retry; 502 with the record when the
+/// provider refused or failed.
+pub fn delivery_response(delivery: DeliveryRecord) -> Response {
+    if delivery.status == "failed" || delivery.status == "expired" {
+        let detail = delivery
+            .attempts
+            .last()
+            .map(|a| a.detail.clone())
+            .unwrap_or_default();
+        let body = json!({
+            "success": false,
+            "error": format!("Delivery failed: {detail} [error-delivery-failed]"),
+            "errorType": "error-delivery-failed",
+            "details": { "channel": delivery.channel, "status": delivery.status },
+            "delivery": delivery,
+        });
+        return (StatusCode::BAD_GATEWAY, Json(body)).into_response();
+    }
+    Json(DeliveryResponse {
+        success: true,
+        delivery,
+    })
+    .into_response()
+}
+
+/// `len` random digits from a CSPRNG.
+pub fn random_code(len: u32) -> String {
+    // ThreadRng is a CSPRNG (ChaCha12) seeded and reseeded from the OS.
+    let mut rng = rand::rng();
+    (0..len).map(|_| char::from(b'0' + rng.random_range(0..10u8))).collect()
+}

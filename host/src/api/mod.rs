@@ -1,0 +1,157 @@
+//! The HTTP API: routers per area, the auth extractors and the one error shape.
+
+pub mod auth;
+pub mod deliveries;
+pub mod error;
+pub mod ops;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use ipnet::IpNet;
+
+use crate::config::Config;
+use crate::crypto::{digest_eq, sha256_hex};
+use crate::delivery::queue::Queue;
+use crate::delivery::registry::Registry;
+use crate::metrics::Metrics;
+use crate::store::Store;
+use error::ApiError;
+use ops::HealthBoard;
+
+/// Request bodies above this get 413 (plugin uploads have their own cap).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn Store>,
+    pub registry: Arc<Registry>,
+    pub queue: Arc<Queue>,
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<HealthBoard>,
+    pub admin_token_sha256: String,
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(inner: Inner) -> Self {
+        Self(Arc::new(inner))
+    }
+
+    pub fn is_admin_token(&self, token: &str) -> bool {
+        digest_eq(&sha256_hex(token.as_bytes()), &self.admin_token_sha256)
+    }
+
+    /// The client's address: the peer, or the right-most untrusted entry of
+    /// `X-Forwarded-For` when the peer is a trusted proxy.
+    pub fn client_ip(&self, headers: &HeaderMap, peer: SocketAddr) -> IpAddr {
+        client_ip(headers, peer.ip(), &self.trusted_proxies)
+    }
+}
+
+pub fn client_ip(headers: &HeaderMap, peer: IpAddr, trusted: &[IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let hops: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    // Walk from the nearest hop back; the first untrusted one is the client.
+    hops.iter()
+        .rev()
+        .find(|ip| !is_trusted(ip))
+        .copied()
+        .or_else(|| hops.first().copied())
+        .unwrap_or(peer)
+}
+
+/// Every tenant-scoped route; mounted at `/api/v1` (the `default` tenant)
+/// and at `/t/{tenant}/api/v1`.
+fn tenant_routes() -> Router<AppState> {
+    Router::new()
+        .route("/deliveries", axum::routing::get(deliveries::list))
+        .route("/deliveries/{id}", axum::routing::get(deliveries::get_one))
+        .route("/channels", axum::routing::get(deliveries::list_channels))
+        .route("/channels/{name}/test", axum::routing::post(deliveries::test_channel))
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", axum::routing::get(ops::healthz))
+        .route("/readyz", axum::routing::get(ops::readyz))
+        .route("/metrics", axum::routing::get(ops::metrics))
+        .route("/openapi.json", axum::routing::get(ops::openapi))
+        .nest("/api/v1", tenant_routes())
+        .nest("/t/{tenant}/api/v1", tenant_routes())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), count_responses))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("Not found")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "error-method-not-allowed",
+        "Method not allowed",
+    )
+}
+
+async fn count_responses(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let resp = next.run(req).await.into_response();
+    let class = match resp.status().as_u16() {
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    };
+    state.metrics.http_requests.with_label_values(&[class]).inc();
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_for_only_from_trusted_proxies() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", "1.2.3.4, 10.0.0.7".parse().unwrap());
+        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        let stranger: IpAddr = "5.6.7.8".parse().unwrap();
+        assert_eq!(client_ip(&h, proxy, &trusted), "1.2.3.4".parse::<IpAddr>().unwrap());
+        assert_eq!(client_ip(&h, stranger, &trusted), stranger);
+        // A spoofed left-most entry does not win over the real client.
+        h.insert("x-forwarded-for", "9.9.9.9, 1.2.3.4".parse().unwrap());
+        assert_eq!(client_ip(&h, proxy, &trusted), "1.2.3.4".parse::<IpAddr>().unwrap());
+    }
+}

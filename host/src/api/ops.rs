@@ -1,0 +1,200 @@
+//! Operations: liveness, readiness (store and channels' last health),
+//! Prometheus metrics and the OpenAPI document.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::json;
+use utoipa::OpenApi;
+
+use super::AppState;
+
+/// The last health probe of each channel, refreshed in the background so
+/// `/readyz` never waits on a provider.
+#[derive(Default)]
+pub struct HealthBoard {
+    entries: Mutex<BTreeMap<String, ChannelHealth>>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChannelHealth {
+    pub kind: String,
+    /// ok | failing | unchecked
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checked_at: Option<String>,
+}
+
+impl HealthBoard {
+    pub fn snapshot(&self) -> BTreeMap<String, ChannelHealth> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set(&self, key: String, h: ChannelHealth) {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner()).insert(key, h);
+    }
+
+    /// Probes every channel once; logs channels that fail.
+    pub async fn refresh(&self, state: &AppState) {
+        for (tenant, ch) in state.registry.all() {
+            let key = if tenant.as_str() == "default" {
+                ch.name.to_string()
+            } else {
+                format!("{tenant}/{}", ch.name)
+            };
+            let probe = tokio::time::timeout(Duration::from_secs(15), ch.sender.check_health()).await;
+            let now = Some(crate::store::rfc3339(crate::delivery::queue::now_ms()));
+            let h = match probe {
+                Ok(None) => ChannelHealth {
+                    kind: ch.sender.kind().into(),
+                    status: "unchecked".into(),
+                    detail: None,
+                    checked_at: None,
+                },
+                Ok(Some(Ok(()))) => ChannelHealth {
+                    kind: ch.sender.kind().into(),
+                    status: "ok".into(),
+                    detail: None,
+                    checked_at: now,
+                },
+                Ok(Some(Err(e))) => {
+                    tracing::warn!(channel = %key, error = %e, "channel health check failed");
+                    ChannelHealth {
+                        kind: ch.sender.kind().into(),
+                        status: "failing".into(),
+                        detail: Some(e),
+                        checked_at: now,
+                    }
+                }
+                Err(_) => {
+                    tracing::warn!(channel = %key, "channel health check timed out");
+                    ChannelHealth {
+                        kind: ch.sender.kind().into(),
+                        status: "failing".into(),
+                        detail: Some("health check timed out".into()),
+                        checked_at: now,
+                    }
+                }
+            };
+            self.set(key, h);
+        }
+    }
+}
+
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "The process is alive")))]
+pub async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({ "success": true, "status": "ok" }))
+}
+
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "Store reachable; channel health in the body"),
+        (status = 503, description = "Store unreachable")))]
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    let store_ok = tokio::time::timeout(Duration::from_secs(3), state.store.ping()).await;
+    let (code, store) = match store_ok {
+        Ok(Ok(())) => (StatusCode::OK, json!({ "status": "ok" })),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "store unreachable");
+            (StatusCode::SERVICE_UNAVAILABLE, json!({ "status": "unreachable" }))
+        }
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, json!({ "status": "timeout" })),
+    };
+    let body = json!({
+        "success": code == StatusCode::OK,
+        "store": store,
+        "channels": state.health.snapshot(),
+    });
+    (code, Json(body)).into_response()
+}
+
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "postern", description = "Delivery and checking of one-time 2FA codes. Errors: {success:false, error, errorType, details}."),
+    paths(
+        healthz, readyz, metrics, openapi,
+        super::deliveries::list, super::deliveries::get_one,
+        super::deliveries::list_channels, super::deliveries::test_channel,
+    ),
+    components(schemas(
+        crate::store::DeliveryRecord, crate::store::AttemptRecord, ChannelHealth,
+        super::deliveries::TestRequest, super::deliveries::DeliveryResponse,
+        super::deliveries::DeliveryList, super::deliveries::ChannelInfo, super::deliveries::ErrorBody,
+    )),
+    modifiers(&BearerAuth, &DefaultTenantPaths),
+)]
+pub struct ApiDoc;
+
+/// Tenant routes are documented once under `/t/{tenant}/api/v1`; this adds
+/// the same operations under `/api/v1` (the `default` tenant).
+struct DefaultTenantPaths;
+
+impl utoipa::Modify for DefaultTenantPaths {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        let tenant_paths: Vec<(String, utoipa::openapi::PathItem)> = api
+            .paths
+            .paths
+            .iter()
+            .filter_map(|(p, item)| {
+                p.strip_prefix("/t/{tenant}").map(|rest| (rest.to_string(), item.clone()))
+            })
+            .collect();
+        for (path, mut item) in tenant_paths {
+            for op in [
+                item.get.as_mut(),
+                item.put.as_mut(),
+                item.post.as_mut(),
+                item.delete.as_mut(),
+                item.patch.as_mut(),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                if let Some(params) = op.parameters.as_mut() {
+                    params.retain(|p| p.name != "tenant");
+                }
+                op.operation_id = op.operation_id.take().map(|id| format!("{id}_default"));
+            }
+            api.paths.paths.insert(path, item);
+        }
+    }
+}
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = api.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "This document")))]
+pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

@@ -1,0 +1,210 @@
+//! Wiring: config → store, keys, channels, queue → HTTP server; and the
+//! graceful shutdown that lets in-flight deliveries finish.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio_util::sync::CancellationToken;
+
+use crate::api::ops::HealthBoard;
+use crate::api::{self, AppState, Inner};
+use crate::config::{ChannelConfig, Config};
+use crate::crypto::{Keys, random_token, sha256_hex};
+use crate::delivery::queue::{Queue, QueueSettings, now_ms};
+use crate::delivery::registry::{Registry, file_channels};
+use crate::delivery::retry::Backoff;
+use crate::delivery::Sender;
+use crate::domain::TenantName;
+use crate::metrics::Metrics;
+use crate::store::{self, Store};
+
+const ADMIN_TOKEN_SETTING: &str = "admin_token_sha256";
+
+/// Everything a running postern holds, built from the config.
+pub struct App {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn Store>,
+    pub registry: Arc<Registry>,
+    pub queue: Arc<Queue>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// How the admin token was settled at start-up.
+pub enum AdminToken {
+    FromConfig,
+    Stored,
+    /// Generated now; shown once.
+    Generated(String),
+}
+
+impl App {
+    pub async fn build(config: Config) -> Result<Self> {
+        let config = Arc::new(config);
+        let data_dir = &config.server.data_dir;
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("cannot create server.data_dir {}", data_dir.display()))?;
+        let keys = Keys::load_or_create(config.server.secret_key.as_ref(), data_dir)?;
+        let store = store::open(&config.database_url())
+            .await
+            .with_context(|| "cannot open the store (server.database_url)")?;
+        store
+            .ensure_tenant(TenantName::default_tenant().as_str(), now_ms())
+            .await?;
+        let registry = Arc::new(Registry::default());
+        let channels = file_channels(&config, &plugin_sender).map_err(anyhow::Error::msg)?;
+        for c in channels {
+            registry.insert(&TenantName::default_tenant(), c);
+        }
+        let metrics = Arc::new(Metrics::new());
+        let queue = Queue::new(
+            store.clone(),
+            registry.clone(),
+            keys,
+            metrics.clone(),
+            QueueSettings {
+                backoff: Backoff {
+                    base_ms: config.delivery.retry_base_ms,
+                    max_ms: config.delivery.retry_max_ms,
+                },
+                lease: Duration::from_secs(config.delivery.lease_seconds),
+                workers: config.delivery.workers as usize,
+            },
+        );
+        Ok(Self {
+            config,
+            store,
+            registry,
+            queue,
+            metrics,
+        })
+    }
+
+    /// The admin token's hash: from the config, else stored, else generated now.
+    pub async fn admin_token(&self) -> Result<(String, AdminToken)> {
+        if let Some(t) = self.config.server.admin_token.as_ref().filter(|t| !t.is_empty()) {
+            return Ok((sha256_hex(t.expose().as_bytes()), AdminToken::FromConfig));
+        }
+        if let Some(h) = self.store.get_setting(ADMIN_TOKEN_SETTING).await? {
+            return Ok((h, AdminToken::Stored));
+        }
+        let token = random_token("pat_");
+        let hash = sha256_hex(token.as_bytes());
+        if self.store.put_setting_if_absent(ADMIN_TOKEN_SETTING, &hash).await? {
+            Ok((hash, AdminToken::Generated(token)))
+        } else {
+            // Another process won the race; use its token.
+            let h = self
+                .store
+                .get_setting(ADMIN_TOKEN_SETTING)
+                .await?
+                .context("admin token setting vanished")?;
+            Ok((h, AdminToken::Stored))
+        }
+    }
+
+    /// Replaces the stored admin token; returns the new one.
+    pub async fn rotate_admin_token(&self) -> Result<String> {
+        let token = random_token("pat_");
+        self.store
+            .put_setting(ADMIN_TOKEN_SETTING, &sha256_hex(token.as_bytes()))
+            .await?;
+        Ok(token)
+    }
+}
+
+/// Plugin channels need the WebAssembly runtime.
+fn plugin_sender(c: &ChannelConfig) -> std::result::Result<Arc<dyn Sender>, String> {
+    Err(format!(
+        "plugin channel `{}`: this build has no plugin runtime yet",
+        c.name
+    ))
+}
+
+pub async fn serve(app: App) -> Result<()> {
+    let config = app.config.clone();
+    let addr = config.listen_addr()?;
+    let (admin_hash, admin) = app.admin_token().await?;
+    let state = AppState::new(Inner {
+        config: config.clone(),
+        store: app.store.clone(),
+        registry: app.registry.clone(),
+        queue: app.queue.clone(),
+        metrics: app.metrics.clone(),
+        health: Arc::new(HealthBoard::default()),
+        admin_token_sha256: admin_hash,
+        trusted_proxies: config.trusted_proxies(),
+    });
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (server.listen)"))?;
+    let local = listener.local_addr()?;
+
+    // The one place the admin token is shown: stdout, once, never the logs.
+    println!("postern listening on http://{local}");
+    match admin {
+        AdminToken::FromConfig => println!("admin token: from server.admin_token"),
+        AdminToken::Stored => println!(
+            "admin token: set on first start (stored hashed); `postern admin-token rotate` prints a new one"
+        ),
+        AdminToken::Generated(t) => {
+            println!("admin token (shown once, stored hashed): {t}");
+            println!("use it as: Authorization: Bearer <token>");
+        }
+    }
+    tracing::info!(%local, channels = app.registry.all().len(), "postern started");
+
+    let shutdown = CancellationToken::new();
+    let grace = Duration::from_secs(config.server.shutdown_grace_seconds);
+    let worker = tokio::spawn(app.queue.clone().run(shutdown.clone(), grace));
+    let health_state = state.clone();
+    let health_stop = shutdown.clone();
+    tokio::spawn(async move {
+        loop {
+            health_state.health.refresh(&health_state).await;
+            tokio::select! {
+                _ = health_stop.cancelled() => break,
+                _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+            }
+        }
+    });
+
+    let router = api::router(state);
+    let stop = shutdown.clone();
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down: no new requests; finishing in-flight deliveries");
+        stop.cancel();
+    })
+    .await
+    .context("server error")?;
+    shutdown.cancel();
+    let _ = worker.await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

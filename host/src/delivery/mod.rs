@@ -1,0 +1,125 @@
+//! Delivering a code: the [`Sender`] trait every channel implements, the
+//! outcome classes, the channel registry and the durable queue.
+//!
+//! A sender knows its protocol and nothing about 2FA rules; the queue knows
+//! retries and fallbacks and nothing about protocols.
+
+pub mod http;
+pub mod pushover;
+pub mod queue;
+pub mod recipient;
+pub mod registry;
+pub mod retry;
+pub mod sms_http;
+pub mod sms_smtp;
+pub mod smtp;
+pub mod template;
+pub mod url;
+
+use std::fmt;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+/// What a channel is asked to deliver. Stored encrypted in the queue (it
+/// holds the code); `Debug` hides the code.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Message {
+    pub send_to: String,
+    pub code: String,
+    pub ttl_seconds: u32,
+    /// Host-rendered text, e.g. "Your verification code is 123456. It expires in 10 minutes."
+    pub text: String,
+    pub username: String,
+    pub user_agent: Option<String>,
+    pub remote_address: Option<String>,
+    pub locale: Option<String>,
+}
+
+impl fmt::Debug for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Message")
+            .field("send_to", &crate::domain::mask_destination(&self.send_to))
+            .field("code", &"***")
+            .field("ttl_seconds", &self.ttl_seconds)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How an attempt ended (SPEC §6 "Outcome classes").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutcomeClass {
+    Delivered,
+    /// Worth retrying: timeouts, connection errors, 408/429/5xx, `unavailable`.
+    Transient,
+    /// Retrying cannot help: 4xx, refusals, misconfiguration, plugin traps.
+    Permanent,
+}
+
+impl OutcomeClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutcomeClass::Delivered => "delivered",
+            OutcomeClass::Transient => "transient",
+            OutcomeClass::Permanent => "permanent",
+        }
+    }
+}
+
+/// One attempt's result, as the sender saw it. `detail` must never hold a
+/// secret or the code; the queue also redacts known secrets before storing.
+#[derive(Debug, Clone)]
+pub struct SendOutcome {
+    pub class: OutcomeClass,
+    pub detail: String,
+    pub provider_id: Option<String>,
+    /// Captured plugin output, if any.
+    pub log: Option<String>,
+}
+
+impl SendOutcome {
+    pub fn delivered(detail: impl Into<String>) -> Self {
+        Self::new(OutcomeClass::Delivered, detail)
+    }
+    pub fn transient(detail: impl Into<String>) -> Self {
+        Self::new(OutcomeClass::Transient, detail)
+    }
+    pub fn permanent(detail: impl Into<String>) -> Self {
+        Self::new(OutcomeClass::Permanent, detail)
+    }
+    pub fn new(class: OutcomeClass, detail: impl Into<String>) -> Self {
+        Self {
+            class,
+            detail: detail.into(),
+            provider_id: None,
+            log: None,
+        }
+    }
+    pub fn with_provider_id(mut self, id: Option<String>) -> Self {
+        self.provider_id = id;
+        self
+    }
+}
+
+/// A delivery protocol. Implementations bound every network call with a
+/// timeout and classify every failure.
+#[async_trait]
+pub trait Sender: Send + Sync {
+    /// The protocol, for records and metrics: `smtp`, `pushover`, `url`, …
+    fn kind(&self) -> &'static str;
+
+    /// Checks only the protocol knows (a plugin's `validate-recipient`). The
+    /// channel's `send_to_type` rule runs before this.
+    async fn validate_recipient(&self, _send_to: &str) -> Result<(), String> {
+        Ok(())
+    }
+
+    async fn send(&self, message: &Message) -> SendOutcome;
+
+    /// A cheap reachability probe for `/readyz`; `None` if there is none.
+    async fn check_health(&self) -> Option<Result<(), String>> {
+        None
+    }
+}

@@ -1,0 +1,97 @@
+//! Pushover: a form POST to `api_url` (https://pushover.net/api).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::http::{self, ClientOptions};
+use super::template::{html_escape, human_ttl, plain_field};
+use super::{Message, SendOutcome, Sender};
+use crate::config::PushoverConfig;
+use crate::secret::Secret;
+
+pub struct PushoverSender {
+    client: reqwest::Client,
+    api_url: String,
+    api_token: Secret,
+    title: String,
+}
+
+impl PushoverSender {
+    pub fn new(c: &PushoverConfig) -> Result<Self, String> {
+        Ok(Self {
+            client: http::client(ClientOptions {
+                timeout: Duration::from_secs(c.timeout_seconds),
+                check_ssl: true,
+                proxy: None,
+            })?,
+            api_url: c.api_url.clone(),
+            api_token: c.api_token.clone(),
+            title: c.title.clone(),
+        })
+    }
+}
+
+/// Pushover user and group keys are 30 characters of `[A-Za-z0-9]`.
+pub fn is_user_key(s: &str) -> bool {
+    s.len() == 30 && s.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+#[async_trait]
+impl Sender for PushoverSender {
+    fn kind(&self) -> &'static str {
+        "pushover"
+    }
+
+    async fn validate_recipient(&self, send_to: &str) -> Result<(), String> {
+        if is_user_key(send_to) {
+            Ok(())
+        } else {
+            Err("a Pushover user key is 30 letters and digits".into())
+        }
+    }
+
+    async fn send(&self, m: &Message) -> SendOutcome {
+        // html=1 as rport does, so untrusted fields are escaped.
+        let message = format!(
+            "Your verification code: <b>{}</b>\nrequested from {}\n<i>with {}</i>\n<i>valid for {}</i>.",
+            html_escape(&m.code),
+            html_escape(&plain_field(m.remote_address.as_deref())),
+            html_escape(&plain_field(m.user_agent.as_deref())),
+            human_ttl(m.ttl_seconds),
+        );
+        let ttl = m.ttl_seconds.to_string();
+        let form = [
+            ("token", self.api_token.expose()),
+            ("user", m.send_to.as_str()),
+            ("message", message.as_str()),
+            ("title", self.title.as_str()),
+            ("html", "1"),
+            ("priority", "1"),
+            ("ttl", ttl.as_str()),
+        ];
+        let resp = match self.client.post(&self.api_url).form(&form).send().await {
+            Ok(r) => r,
+            Err(e) => return http::error_outcome(e),
+        };
+        let status = resp.status();
+        let body = match http::read_body(resp).await {
+            Ok(b) => b,
+            Err(o) => return o,
+        };
+        let outcome = http::status_outcome(status, &body);
+        if !status.is_success() {
+            return outcome;
+        }
+        // Pushover answers {"status":1,"request":"…"} on success.
+        let parsed: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        if parsed["status"] != 1 {
+            return SendOutcome::permanent(format!(
+                "Pushover did not accept the message: {}",
+                http::snippet(&body)
+            ));
+        }
+        SendOutcome::delivered(format!("HTTP {status}"))
+            .with_provider_id(parsed["request"].as_str().map(str::to_string))
+    }
+}

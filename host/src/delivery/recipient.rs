@@ -1,0 +1,80 @@
+//! A channel's rule for send-to values (`none | email | regex`).
+
+use regex::Regex;
+
+use crate::config::SendToType;
+use crate::domain::EmailAddress;
+
+#[derive(Debug, Clone)]
+pub enum RecipientRule {
+    /// Anything non-empty without control characters.
+    Any,
+    Email,
+    /// Anchored by postern even if the operator did not anchor it.
+    Regex(Regex),
+}
+
+impl RecipientRule {
+    pub fn regex(pattern: &str) -> Result<Self, String> {
+        Regex::new(&format!("^(?:{pattern})$"))
+            .map(Self::Regex)
+            .map_err(|e| format!("invalid regular expression: {e}"))
+    }
+
+    pub fn from_config(kind: SendToType, regex: Option<&str>) -> Result<Self, String> {
+        match kind {
+            SendToType::None => Ok(Self::Any),
+            SendToType::Email => Ok(Self::Email),
+            SendToType::Regex => Self::regex(regex.unwrap_or_default()),
+        }
+    }
+
+    pub fn check(&self, send_to: &str) -> Result<(), String> {
+        if send_to.is_empty() {
+            return Err("sendTo is empty".into());
+        }
+        if send_to.len() > 512 || send_to.chars().any(char::is_control) {
+            return Err("sendTo is too long or contains control characters".into());
+        }
+        match self {
+            Self::Any => Ok(()),
+            Self::Email => EmailAddress::parse(send_to).map(|_| ()),
+            Self::Regex(r) => {
+                if r.is_match(send_to) {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "`{}` does not match the channel's pattern",
+                        send_to.escape_debug()
+                    ))
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regex_is_anchored() {
+        let r = RecipientRule::regex(r"\d{6,12}").unwrap();
+        assert!(r.check("12345678").is_ok());
+        assert!(r.check("x12345678").is_err());
+        assert!(r.check("12345678x").is_err());
+        // Alternation must not escape the anchors.
+        let r = RecipientRule::regex("a|b").unwrap();
+        assert!(r.check("a").is_ok());
+        assert!(r.check("ab").is_err());
+    }
+
+    #[test]
+    fn email_and_any() {
+        assert!(RecipientRule::Email.check("a@b.co").is_ok());
+        assert!(RecipientRule::Email.check("nope").is_err());
+        assert!(RecipientRule::Any.check("anything").is_ok());
+        assert!(RecipientRule::Any.check("").is_err());
+        assert!(RecipientRule::Any.check("a\nb").is_err());
+    }
+}

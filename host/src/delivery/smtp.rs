@@ -1,0 +1,192 @@
+//! Email through lettre: implicit TLS (`secure = true`), STARTTLS
+//! (`opportunistic | required | off`), AUTH when credentials are set.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use lettre::message::{Mailbox, MultiPart, SinglePart, header::ContentType};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+
+use super::template::{html_escape, human_ttl, plain_field, render};
+use super::{Message, SendOutcome, Sender};
+use crate::config::{SmtpConfig, StartTls};
+use crate::domain::EmailAddress;
+
+/// A configured mail relay: knows how to hand one message to the server.
+#[derive(Clone)]
+pub struct Mailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+}
+
+impl Mailer {
+    pub fn new(c: &SmtpConfig) -> Result<Self, String> {
+        let (host, port) = c.host_port()?;
+        let mut tls = TlsParameters::builder(host.clone());
+        if let Some(ca) = c.ca_file.as_ref().filter(|p| !p.as_os_str().is_empty()) {
+            let pem = std::fs::read(ca)
+                .map_err(|e| format!("cannot read smtp.ca_file {}: {e}", ca.display()))?;
+            let cert = Certificate::from_pem(&pem)
+                .map_err(|e| format!("smtp.ca_file {}: {e}", ca.display()))?;
+            tls = tls.add_root_certificate(cert);
+        }
+        let tls = tls
+            .build_rustls()
+            .map_err(|e| format!("cannot set up TLS for smtp.server: {e}"))?;
+        let tls = if c.secure {
+            Tls::Wrapper(tls)
+        } else {
+            match c.starttls {
+                StartTls::Opportunistic => Tls::Opportunistic(tls),
+                StartTls::Required => Tls::Required(tls),
+                StartTls::Off => Tls::None,
+            }
+        };
+        let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
+            .port(port)
+            .tls(tls)
+            .timeout(Some(Duration::from_secs(c.timeout_seconds)));
+        if let Some(user) = c.auth_username.as_ref().filter(|u| !u.is_empty()) {
+            let pass = c
+                .auth_password
+                .as_ref()
+                .map(|p| p.expose().to_string())
+                .unwrap_or_default();
+            b = b.credentials(Credentials::new(user.clone(), pass));
+        }
+        let from: Mailbox = c
+            .sender_email
+            .parse()
+            .map_err(|e| format!("smtp.sender_email: {e}"))?;
+        Ok(Self {
+            transport: b.build(),
+            from,
+        })
+    }
+
+    pub async fn send(
+        &self,
+        to: &str,
+        subject: &str,
+        text: String,
+        html: Option<String>,
+    ) -> SendOutcome {
+        let to = match EmailAddress::parse(to).and_then(|a| {
+            a.as_str()
+                .parse::<Mailbox>()
+                .map_err(|e| format!("invalid recipient: {e}"))
+        }) {
+            Ok(m) => m,
+            Err(e) => return SendOutcome::permanent(e),
+        };
+        let builder = lettre::Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(plain_field(Some(subject)));
+        let built = match html {
+            Some(html) => builder.multipart(
+                MultiPart::alternative()
+                    .singlepart(SinglePart::plain(text))
+                    .singlepart(
+                        SinglePart::builder()
+                            .header(ContentType::TEXT_HTML)
+                            .body(html),
+                    ),
+            ),
+            None => builder.body(text),
+        };
+        let email = match built {
+            Ok(e) => e,
+            Err(e) => return SendOutcome::permanent(format!("cannot build message: {e}")),
+        };
+        match self.transport.send(email).await {
+            Ok(resp) => {
+                let line = resp.message().collect::<Vec<_>>().join(" ");
+                SendOutcome::delivered(format!("SMTP {}: {}", resp.code(), line.trim()))
+            }
+            Err(e) => classify(&e),
+        }
+    }
+
+    /// Connects and says hello (no mail): for `/readyz`.
+    pub async fn probe(&self) -> Result<(), String> {
+        match self.transport.test_connection().await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err("server did not answer NOOP".into()),
+            Err(e) => Err(classify(&e).detail),
+        }
+    }
+}
+
+fn classify(e: &lettre::transport::smtp::Error) -> SendOutcome {
+    let detail = format!("SMTP: {e}");
+    if e.is_permanent() || e.is_tls() || e.is_client() {
+        // 5xx, certificate problems and a missing required STARTTLS will
+        // not fix themselves.
+        SendOutcome::permanent(detail)
+    } else {
+        // 4xx, timeouts, refused or dropped connections.
+        SendOutcome::transient(detail)
+    }
+}
+
+/// The `email` channel: renders the subject and body templates.
+pub struct SmtpSender {
+    mailer: Mailer,
+    subject: String,
+    body: String,
+    base_url: String,
+}
+
+impl SmtpSender {
+    pub fn new(c: &SmtpConfig, base_url: Option<&str>) -> Result<Self, String> {
+        Ok(Self {
+            mailer: Mailer::new(c)?,
+            subject: c.subject.clone(),
+            body: c.body.clone(),
+            base_url: base_url.unwrap_or_default().to_string(),
+        })
+    }
+}
+
+#[async_trait]
+impl Sender for SmtpSender {
+    fn kind(&self) -> &'static str {
+        "smtp"
+    }
+
+    async fn validate_recipient(&self, send_to: &str) -> Result<(), String> {
+        EmailAddress::parse(send_to).map(|_| ())
+    }
+
+    async fn send(&self, m: &Message) -> SendOutcome {
+        // User agent and IP are untrusted: one line of plain text, and
+        // HTML-escaped in the HTML part.
+        let fields = [
+            ("code", m.code.clone()),
+            ("ttl", human_ttl(m.ttl_seconds)),
+            ("username", plain_field(Some(&m.username))),
+            ("base_url", self.base_url.clone()),
+            ("user_agent", plain_field(m.user_agent.as_deref())),
+            ("remote_address", plain_field(m.remote_address.as_deref())),
+        ];
+        let plain: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let escaped: Vec<(&str, String)> =
+            fields.iter().map(|(k, v)| (*k, html_escape(v))).collect();
+        let html: Vec<(&str, &str)> = escaped.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let subject = render(&self.subject, &plain);
+        let text = render(&self.body, &plain);
+        // html_escape leaves `{tag}` intact, so tags are filled after escaping the template.
+        let html_body = format!(
+            "<html><body><pre style=\"font-family:sans-serif\">{}</pre></body></html>",
+            render(&html_escape(&self.body), &html)
+        );
+        self.mailer.send(&m.send_to, &subject, text, Some(html_body)).await
+    }
+
+    async fn check_health(&self) -> Option<Result<(), String>> {
+        Some(self.mailer.probe().await)
+    }
+}

@@ -1,0 +1,18 @@
+//! postern: delivery and checking of one-time 2FA codes.
+//!
+//! The binary (`main.rs`) is a thin CLI over these modules. Module map:
+//! `config` (the TOML contract), `domain` (checked values), `crypto`
+//! (server key, encryption), `store` (the only SQL), `delivery` (senders,
+//! registry, durable queue), `plugin` (the only wasmtime), `api` (axum
+//! routers and the error shape), `app` (wiring and shutdown).
+
+pub mod api;
+pub mod app;
+pub mod config;
+pub mod crypto;
+pub mod delivery;
+pub mod domain;
+pub mod metrics;
+pub mod plugin;
+pub mod secret;
+pub mod store;

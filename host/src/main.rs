@@ -1,0 +1,281 @@
+//! `postern`: delivery and checking of one-time 2FA codes.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+use postern::config::{self, Config};
+use postern::delivery::{self, Message};
+use postern::delivery::queue::{Enqueue, now_ms};
+use postern::delivery::template::default_text;
+use postern::domain::TenantName;
+use postern::{api, app, crypto, store};
+
+#[derive(Parser)]
+#[command(name = "postern", version, about = "Delivers and checks one-time 2FA codes")]
+struct Cli {
+    /// Config file (default: ./postern.toml when present, else the embedded defaults).
+    #[arg(short = 'c', long = "config", global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve,
+    /// Config file tasks.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+    /// One real delivery through a configured channel, printing each attempt.
+    SendTest {
+        #[arg(long)]
+        channel: String,
+        #[arg(long = "to", value_name = "ADDR")]
+        to: String,
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        /// Stop waiting for retries after this many seconds (the delivery
+        /// stays queued for the server's workers).
+        #[arg(long, default_value_t = 60)]
+        max_wait: u64,
+    },
+    /// Tenant tasks, offline.
+    Tenant {
+        #[command(subcommand)]
+        action: TenantAction,
+    },
+    /// Admin token tasks, offline.
+    AdminToken {
+        #[command(subcommand)]
+        action: AdminTokenAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigAction {
+    /// Parse and validate the config; no side effects.
+    Check,
+}
+
+#[derive(Subcommand)]
+enum TenantAction {
+    /// Create a tenant and print its API key (shown once).
+    Create { name: String },
+    /// List tenants.
+    List,
+}
+
+#[derive(Subcommand)]
+enum AdminTokenAction {
+    /// Replace the stored admin token and print the new one.
+    Rotate,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_config(path: Option<&std::path::Path>) -> Result<config::Loaded> {
+    let loaded = Config::load(path, std::env::vars())?;
+    Ok(loaded)
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("POSTERN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    let loaded = match load_config(cli.config.as_deref()) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    match cli.command {
+        Command::Config {
+            action: ConfigAction::Check,
+        } => {
+            // Building the channels checks what parsing cannot (ca_file, regexes)
+            // without any network traffic.
+            let config = loaded.config;
+            if let Err(e) = delivery::registry::file_channels(&config, &|c| {
+                Ok::<_, String>(std::sync::Arc::new(NoSend(c.name.clone())))
+            }) {
+                eprintln!("error: {e}");
+                return Ok(ExitCode::from(2));
+            }
+            for k in &loaded.unknown_keys {
+                println!("warning: unknown key `{k}` ignored");
+            }
+            println!("{}: OK", loaded.source);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve => {
+            init_logging(&loaded.config.server.log_format);
+            for k in &loaded.unknown_keys {
+                tracing::warn!(key = %k, "unknown config key ignored");
+            }
+            tracing::info!(source = %loaded.source, "config loaded");
+            let app = app::App::build(loaded.config).await?;
+            app::serve(app).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::SendTest {
+            channel,
+            to,
+            tenant,
+            max_wait,
+        } => send_test(loaded.config, &channel, &to, &tenant, max_wait).await,
+        Command::Tenant { action } => {
+            let app = app::App::build(loaded.config).await?;
+            match action {
+                TenantAction::Create { name } => {
+                    let name = TenantName::parse(&name).map_err(anyhow::Error::msg)?;
+                    let key = crypto::random_token("ptk_");
+                    match app
+                        .store
+                        .create_tenant(name.as_str(), Some(&crypto::sha256_hex(key.as_bytes())), now_ms())
+                        .await
+                    {
+                        Ok(()) => {
+                            println!("tenant `{name}` created");
+                            println!("API key (shown once, stored hashed): {key}");
+                            Ok(ExitCode::SUCCESS)
+                        }
+                        Err(store::StoreError::Conflict) => {
+                            eprintln!("error: tenant `{name}` already exists");
+                            Ok(ExitCode::from(1))
+                        }
+                        Err(e) => Err(e.into()),
+                    }
+                }
+                TenantAction::List => {
+                    for t in app.store.list_tenants().await? {
+                        println!("{}\t{}", t.name, store::rfc3339(t.created_at));
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+            }
+        }
+        Command::AdminToken {
+            action: AdminTokenAction::Rotate,
+        } => {
+            let app = app::App::build(loaded.config).await?;
+            if app.config.server.admin_token.is_some() {
+                eprintln!("note: server.admin_token is set in the config and takes precedence");
+            }
+            let token = app.rotate_admin_token().await?;
+            println!("new admin token (shown once, stored hashed): {token}");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Stands in for plugin senders during `config check`.
+struct NoSend(String);
+
+#[async_trait::async_trait]
+impl delivery::Sender for NoSend {
+    fn kind(&self) -> &'static str {
+        "plugin"
+    }
+    async fn send(&self, _m: &Message) -> delivery::SendOutcome {
+        delivery::SendOutcome::permanent(format!("{}: not sent during config check", self.0))
+    }
+}
+
+async fn send_test(
+    config: Config,
+    channel: &str,
+    to: &str,
+    tenant: &str,
+    max_wait: u64,
+) -> Result<ExitCode> {
+    let tenant = TenantName::parse(tenant).map_err(anyhow::Error::msg)?;
+    let ttl = config.api.two_fa_token_ttl_seconds;
+    let code_len = config.limits.code_length;
+    let app = app::App::build(config).await?;
+    let code = api::deliveries::random_code(code_len);
+    let message = Message {
+        send_to: to.to_string(),
+        text: default_text(&code, ttl),
+        code,
+        ttl_seconds: ttl,
+        username: "postern-test".into(),
+        user_agent: Some(format!("postern-cli/{}", env!("CARGO_PKG_VERSION"))),
+        remote_address: None,
+        locale: None,
+    };
+    let record = app
+        .queue
+        .submit(Enqueue {
+            tenant: tenant.clone(),
+            channel: channel.to_string(),
+            message,
+            username: None,
+            expires_at: now_ms() + i64::from(ttl) * 1000,
+            alternates: BTreeMap::new(),
+        })
+        .await
+        .context("send-test")?;
+    let id = record.id.clone();
+    let mut printed = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(max_wait);
+    let mut last = record;
+    loop {
+        for a in &last.attempts[printed..] {
+            println!("attempt {}: {} {} ({} ms) {}", printed + 1, a.at, a.outcome, a.duration_ms, a.detail);
+            printed += 1;
+        }
+        if last.status != "queued" && last.status != "sending" {
+            break;
+        }
+        if std::time::Instant::now() >= deadline {
+            println!("still {} after {max_wait} s; a running server will continue it", last.status);
+            return Ok(ExitCode::from(1));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        app.queue.attempt_one(&id).await?;
+        last = app
+            .store
+            .get_delivery(tenant.as_str(), &id)
+            .await?
+            .context("delivery vanished")?;
+    }
+    println!("delivery {id}: {} via {} to {}", last.status, last.channel, last.to);
+    Ok(if last.status == "delivered" {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

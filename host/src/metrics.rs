@@ -1,0 +1,62 @@
+//! Prometheus metrics: deliveries by channel and outcome, attempt latency.
+
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+
+pub struct Metrics {
+    registry: Registry,
+    pub attempts: IntCounterVec,
+    pub deliveries: IntCounterVec,
+    pub attempt_seconds: HistogramVec,
+    pub http_requests: IntCounterVec,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new_custom(Some("postern".into()), None)
+            .unwrap_or_else(|_| Registry::new());
+        let attempts = IntCounterVec::new(
+            Opts::new("delivery_attempts_total", "Delivery attempts by channel and outcome"),
+            &["tenant", "channel", "outcome"],
+        )
+        .unwrap_or_else(|e| panic!("static metric definition: {e}"));
+        let deliveries = IntCounterVec::new(
+            Opts::new("deliveries_total", "Deliveries that reached a final status, by channel"),
+            &["tenant", "channel", "status"],
+        )
+        .unwrap_or_else(|e| panic!("static metric definition: {e}"));
+        let attempt_seconds = HistogramVec::new(
+            HistogramOpts::new("delivery_attempt_duration_seconds", "Time one attempt took")
+                .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+            &["channel"],
+        )
+        .unwrap_or_else(|e| panic!("static metric definition: {e}"));
+        let http_requests = IntCounterVec::new(
+            Opts::new("http_responses_total", "HTTP responses by status class"),
+            &["class"],
+        )
+        .unwrap_or_else(|e| panic!("static metric definition: {e}"));
+        for c in [&attempts, &deliveries, &http_requests] {
+            let _ = registry.register(Box::new(c.clone()));
+        }
+        let _ = registry.register(Box::new(attempt_seconds.clone()));
+        Self {
+            registry,
+            attempts,
+            deliveries,
+            attempt_seconds,
+            http_requests,
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8_lossy(&buf).into_owned()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

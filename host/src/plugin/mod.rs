@@ -1,0 +1,3 @@
+//! WebAssembly plugin channels. Only this module knows wasmtime.
+
+pub mod allowed_hosts;
