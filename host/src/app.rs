@@ -11,10 +11,10 @@ use crate::api::ops::HealthBoard;
 use crate::api::{self, AppState, Inner};
 use crate::config::{ChannelConfig, Config};
 use crate::crypto::{Keys, random_token, sha256_hex};
+use crate::delivery::Sender;
 use crate::delivery::queue::{Queue, QueueSettings, now_ms};
 use crate::delivery::registry::{Registry, file_channels};
 use crate::delivery::retry::Backoff;
-use crate::delivery::Sender;
 use crate::domain::TenantName;
 use crate::metrics::Metrics;
 use crate::store::{self, Store};
@@ -82,7 +82,13 @@ impl App {
 
     /// The admin token's hash: from the config, else stored, else generated now.
     pub async fn admin_token(&self) -> Result<(String, AdminToken)> {
-        if let Some(t) = self.config.server.admin_token.as_ref().filter(|t| !t.is_empty()) {
+        if let Some(t) = self
+            .config
+            .server
+            .admin_token
+            .as_ref()
+            .filter(|t| !t.is_empty())
+        {
             return Ok((sha256_hex(t.expose().as_bytes()), AdminToken::FromConfig));
         }
         if let Some(h) = self.store.get_setting(ADMIN_TOKEN_SETTING).await? {
@@ -90,7 +96,11 @@ impl App {
         }
         let token = random_token("pat_");
         let hash = sha256_hex(token.as_bytes());
-        if self.store.put_setting_if_absent(ADMIN_TOKEN_SETTING, &hash).await? {
+        if self
+            .store
+            .put_setting_if_absent(ADMIN_TOKEN_SETTING, &hash)
+            .await?
+        {
             Ok((hash, AdminToken::Generated(token)))
         } else {
             // Another process won the race; use its token.

@@ -40,7 +40,10 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     #[error("{source_name}: {message}")]
-    Parse { source_name: String, message: String },
+    Parse {
+        source_name: String,
+        message: String,
+    },
     #[error("invalid `{key}`: {message}")]
     Invalid { key: String, message: String },
     #[error("environment variable {var}: {message}")]
@@ -472,7 +475,11 @@ impl Config {
                 ));
             }
         }
-        check_range("server.shutdown_grace_seconds", self.server.shutdown_grace_seconds, 0..=300)?;
+        check_range(
+            "server.shutdown_grace_seconds",
+            self.server.shutdown_grace_seconds,
+            0..=300,
+        )?;
 
         let api = &self.api;
         check_range(
@@ -542,7 +549,9 @@ impl Config {
                             "is required when api.two_fa_token_delivery is a URL",
                         ));
                     }
-                    if parsed.scheme() == "http" && !api.url_allow_http && !is_loopback_host(&parsed)
+                    if parsed.scheme() == "http"
+                        && !api.url_allow_http
+                        && !is_loopback_host(&parsed)
                     {
                         return Err(invalid(
                             "api.two_fa_token_delivery",
@@ -646,7 +655,10 @@ impl Config {
             check_name(&key("name"), &c.name)?;
             add_name(&c.name, format!("channel[{i}]"))?;
             if c.plugin.as_os_str().is_empty() {
-                return Err(invalid(key("plugin"), "is required (a .wasm component file)"));
+                return Err(invalid(
+                    key("plugin"),
+                    "is required (a .wasm component file)",
+                ));
             }
             for (j, h) in c.allowed_hosts.iter().enumerate() {
                 crate::plugin::allowed_hosts::AllowedHost::parse(h)
@@ -684,11 +696,23 @@ impl Config {
         }
 
         let p = &self.plugins;
-        check_range("plugins.max_upload_bytes", p.max_upload_bytes, 1024..=256 << 20)?;
-        check_range("plugins.memory_limit_bytes", p.memory_limit_bytes, 1 << 20..=4 << 30)?;
+        check_range(
+            "plugins.max_upload_bytes",
+            p.max_upload_bytes,
+            1024..=256 << 20,
+        )?;
+        check_range(
+            "plugins.memory_limit_bytes",
+            p.memory_limit_bytes,
+            1 << 20..=4 << 30,
+        )?;
         check_range("plugins.cpu_budget_ms", p.cpu_budget_ms, 1..=60_000)?;
         check_range("plugins.wall_timeout_ms", p.wall_timeout_ms, 100..=300_000)?;
-        check_range("plugins.max_http_requests", p.max_http_requests as u64, 0..=1000)?;
+        check_range(
+            "plugins.max_http_requests",
+            p.max_http_requests as u64,
+            0..=1000,
+        )?;
         check_range(
             "plugins.max_http_response_bytes",
             p.max_http_response_bytes,
@@ -698,20 +722,36 @@ impl Config {
 
         let d = &self.delivery;
         check_range("delivery.retry_base_ms", d.retry_base_ms, 10..=600_000)?;
-        check_range("delivery.retry_max_ms", d.retry_max_ms, d.retry_base_ms..=3_600_000)?;
+        check_range(
+            "delivery.retry_max_ms",
+            d.retry_max_ms,
+            d.retry_base_ms..=3_600_000,
+        )?;
         check_range("delivery.lease_seconds", d.lease_seconds, 5..=3600)?;
         check_range("delivery.workers", d.workers as u64, 1..=1024)?;
 
         let l = &self.limits;
         check_range("limits.code_length", l.code_length as u64, 6..=10)?;
-        check_range("limits.max_check_attempts", l.max_check_attempts as u64, 1..=100)?;
-        check_range("limits.sends_per_destination", l.sends_per_destination as u64, 1..=10_000)?;
+        check_range(
+            "limits.max_check_attempts",
+            l.max_check_attempts as u64,
+            1..=100,
+        )?;
+        check_range(
+            "limits.sends_per_destination",
+            l.sends_per_destination as u64,
+            1..=10_000,
+        )?;
         check_range(
             "limits.tenant_deliveries_per_minute",
             l.tenant_deliveries_per_minute as u64,
             1..=1_000_000,
         )?;
-        check_range("limits.tenant_max_plugins", l.tenant_max_plugins as u64, 0..=10_000)?;
+        check_range(
+            "limits.tenant_max_plugins",
+            l.tenant_max_plugins as u64,
+            0..=10_000,
+        )?;
         check_range(
             "limits.tenant_max_concurrent_deliveries",
             l.tenant_max_concurrent_deliveries as u64,
@@ -727,8 +767,7 @@ impl SmtpConfig {
         if self.server.is_empty() {
             return Err(invalid(key("server"), "is required (host:port)"));
         }
-        self.host_port()
-            .map_err(|m| invalid(key("server"), m))?;
+        self.host_port().map_err(|m| invalid(key("server"), m))?;
         if crate::domain::EmailAddress::parse(&self.sender_email).is_err() {
             return Err(invalid(
                 key("sender_email"),
@@ -746,13 +785,14 @@ impl SmtpConfig {
             ));
         }
         check_range(&key("timeout_seconds"), self.timeout_seconds, 1..=120)?;
-        if let Some(ca) = &self.ca_file {
-            if !ca.as_os_str().is_empty() && !ca.exists() {
-                return Err(invalid(
-                    key("ca_file"),
-                    format!("{} does not exist", ca.display()),
-                ));
-            }
+        if let Some(ca) = &self.ca_file
+            && !ca.as_os_str().is_empty()
+            && !ca.exists()
+        {
+            return Err(invalid(
+                key("ca_file"),
+                format!("{} does not exist", ca.display()),
+            ));
         }
         Ok(())
     }
@@ -793,8 +833,7 @@ impl PhoneRewrite {
         let (pattern, replacement) = inner
             .rsplit_once('/')
             .ok_or_else(|| "expected the form /pattern/replacement/".to_string())?;
-        let pattern =
-            regex::Regex::new(pattern).map_err(|e| format!("invalid pattern: {e}"))?;
+        let pattern = regex::Regex::new(pattern).map_err(|e| format!("invalid pattern: {e}"))?;
         // Python's `\1` becomes regex's `${1}`.
         let replacement = python_backrefs(replacement);
         Ok(Self {
@@ -868,7 +907,10 @@ fn check_http_url(key: &str, value: &str) -> Result<url::Url, ConfigError> {
     let url = url::Url::parse(value).map_err(|e| invalid(key, format!("not a URL: {e}")))?;
     match url.scheme() {
         "http" | "https" if url.host().is_some() => Ok(url),
-        _ => Err(invalid(key, "must be an http:// or https:// URL with a host")),
+        _ => Err(invalid(
+            key,
+            "must be an http:// or https:// URL with a host",
+        )),
     }
 }
 
@@ -889,10 +931,12 @@ fn check_send_to(
 ) -> Result<(), ConfigError> {
     if kind == Some(SendToType::Regex) {
         let r = regex.filter(|r| !r.is_empty()).ok_or_else(|| {
-            invalid(regex_key, format!("is required when {type_key} = \"regex\""))
+            invalid(
+                regex_key,
+                format!("is required when {type_key} = \"regex\""),
+            )
         })?;
-        crate::delivery::recipient::RecipientRule::regex(r)
-            .map_err(|m| invalid(regex_key, m))?;
+        crate::delivery::recipient::RecipientRule::regex(r).map_err(|m| invalid(regex_key, m))?;
     }
     Ok(())
 }
@@ -1004,11 +1048,16 @@ mod tests {
 
     #[test]
     fn out_of_range_names_key_and_range() {
-        let e = load("[api]\ntwo_fa_token_ttl_seconds = 5\n").unwrap_err().to_string();
+        let e = load("[api]\ntwo_fa_token_ttl_seconds = 5\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("api.two_fa_token_ttl_seconds"), "{e}");
         assert!(e.contains("60..=3600"), "{e}");
         let e = load("[limits]\ncode_length = 4\n").unwrap_err().to_string();
-        assert!(e.contains("limits.code_length") && e.contains("6..=10"), "{e}");
+        assert!(
+            e.contains("limits.code_length") && e.contains("6..=10"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -1057,7 +1106,9 @@ secure = false
             "123456"
         );
         assert_eq!(l.config.api.two_fa_token_ttl_seconds, 120);
-        let e = load_env("", &[("POSTERN_NOPE__X", "1")]).unwrap_err().to_string();
+        let e = load_env("", &[("POSTERN_NOPE__X", "1")])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("POSTERN_NOPE__X"), "{e}");
     }
 
@@ -1076,7 +1127,10 @@ secure = false
         let e = load("[[sms_gateway]]\nname = \"g\"\nkind = \"fax\"\n")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("sms_gateway[0].kind") && e.contains("http, smtp"), "{e}");
+        assert!(
+            e.contains("sms_gateway[0].kind") && e.contains("http, smtp"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -1084,7 +1138,9 @@ secure = false
         let g = "[[sms_gateway]]\nname = \"g\"\nkind = \"http\"\nurl = \"http://x\"\n";
         let e = load(&format!("{g}{g}")).unwrap_err().to_string();
         assert!(e.contains("already used"), "{e}");
-        let e = load(&format!("{g}fallback = \"nowhere\"\n")).unwrap_err().to_string();
+        let e = load(&format!("{g}fallback = \"nowhere\"\n"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("sms_gateway[0].fallback"), "{e}");
     }
 

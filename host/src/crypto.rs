@@ -71,7 +71,10 @@ impl Keys {
 
     /// The configured key, else `data_dir/secret.key`, created (mode 0600)
     /// on first start.
-    pub fn load_or_create(configured: Option<&Secret>, data_dir: &Path) -> Result<Self, CryptoError> {
+    pub fn load_or_create(
+        configured: Option<&Secret>,
+        data_dir: &Path,
+    ) -> Result<Self, CryptoError> {
         if let Some(s) = configured {
             return Ok(Self::from_master(&parse_key(s.expose())?));
         }

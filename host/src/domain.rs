@@ -9,7 +9,8 @@ use serde::Serialize;
 fn parse_name(kind: &str, s: &str) -> Result<String, String> {
     let ok = !s.is_empty()
         && s.len() <= 64
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
         && s.as_bytes()[0].is_ascii_alphanumeric();
     if ok {
         Ok(s.to_string())
@@ -135,7 +136,10 @@ mod tests {
 
     #[test]
     fn masking_hides_most_of_the_address() {
-        assert_eq!(mask_destination("john.doe@example.com"), "jo***@example.com");
+        assert_eq!(
+            mask_destination("john.doe@example.com"),
+            "jo***@example.com"
+        );
         assert_eq!(mask_destination("+491701234589"), "+49***89");
         assert_eq!(mask_destination("1234"), "***");
         assert!(!mask_destination("123456789").contains("4567"));

@@ -9,14 +9,18 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 use postern::config::{self, Config};
-use postern::delivery::{self, Message};
 use postern::delivery::queue::{Enqueue, now_ms};
 use postern::delivery::template::default_text;
+use postern::delivery::{self, Message};
 use postern::domain::TenantName;
 use postern::{api, app, crypto, store};
 
 #[derive(Parser)]
-#[command(name = "postern", version, about = "Delivers and checks one-time 2FA codes")]
+#[command(
+    name = "postern",
+    version,
+    about = "Delivers and checks one-time 2FA codes"
+)]
 struct Cli {
     /// Config file (default: ./postern.toml when present, else the embedded defaults).
     #[arg(short = 'c', long = "config", global = true, value_name = "FILE")]
@@ -81,7 +85,10 @@ enum AdminTokenAction {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -105,7 +112,10 @@ fn load_config(path: Option<&std::path::Path>) -> Result<config::Loaded> {
 fn init_logging(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("POSTERN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
     if format == "json" {
         builder.json().init();
     } else {
@@ -164,7 +174,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     let key = crypto::random_token("ptk_");
                     match app
                         .store
-                        .create_tenant(name.as_str(), Some(&crypto::sha256_hex(key.as_bytes())), now_ms())
+                        .create_tenant(
+                            name.as_str(),
+                            Some(&crypto::sha256_hex(key.as_bytes())),
+                            now_ms(),
+                        )
                         .await
                     {
                         Ok(()) => {
@@ -254,14 +268,24 @@ async fn send_test(
     let mut last = record;
     loop {
         for a in &last.attempts[printed..] {
-            println!("attempt {}: {} {} ({} ms) {}", printed + 1, a.at, a.outcome, a.duration_ms, a.detail);
+            println!(
+                "attempt {}: {} {} ({} ms) {}",
+                printed + 1,
+                a.at,
+                a.outcome,
+                a.duration_ms,
+                a.detail
+            );
             printed += 1;
         }
         if last.status != "queued" && last.status != "sending" {
             break;
         }
         if std::time::Instant::now() >= deadline {
-            println!("still {} after {max_wait} s; a running server will continue it", last.status);
+            println!(
+                "still {} after {max_wait} s; a running server will continue it",
+                last.status
+            );
             return Ok(ExitCode::from(1));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -272,7 +296,10 @@ async fn send_test(
             .await?
             .context("delivery vanished")?;
     }
-    println!("delivery {id}: {} via {} to {}", last.status, last.channel, last.to);
+    println!(
+        "delivery {id}: {} via {} to {}",
+        last.status, last.channel, last.to
+    );
     Ok(if last.status == "delivered" {
         ExitCode::SUCCESS
     } else {

@@ -1,6 +1,8 @@
 //! Prometheus metrics: deliveries by channel and outcome, attempt latency.
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+};
 
 pub struct Metrics {
     registry: Registry,
@@ -12,21 +14,29 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let registry = Registry::new_custom(Some("postern".into()), None)
-            .unwrap_or_else(|_| Registry::new());
+        let registry =
+            Registry::new_custom(Some("postern".into()), None).unwrap_or_else(|_| Registry::new());
         let attempts = IntCounterVec::new(
-            Opts::new("delivery_attempts_total", "Delivery attempts by channel and outcome"),
+            Opts::new(
+                "delivery_attempts_total",
+                "Delivery attempts by channel and outcome",
+            ),
             &["tenant", "channel", "outcome"],
         )
         .unwrap_or_else(|e| panic!("static metric definition: {e}"));
         let deliveries = IntCounterVec::new(
-            Opts::new("deliveries_total", "Deliveries that reached a final status, by channel"),
+            Opts::new(
+                "deliveries_total",
+                "Deliveries that reached a final status, by channel",
+            ),
             &["tenant", "channel", "status"],
         )
         .unwrap_or_else(|e| panic!("static metric definition: {e}"));
         let attempt_seconds = HistogramVec::new(
             HistogramOpts::new("delivery_attempt_duration_seconds", "Time one attempt took")
-                .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+                .buckets(vec![
+                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+                ]),
             &["channel"],
         )
         .unwrap_or_else(|e| panic!("static metric definition: {e}"));

@@ -1,1 +1,10 @@
+//! Black-box tests: the real `postern` binary against real SMTP and HTTP
+//! peers on loopback. One test binary for the whole suite.
 
+mod support;
+
+mod api_errors;
+mod cli;
+mod http_senders;
+mod queue;
+mod smtp;

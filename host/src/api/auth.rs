@@ -2,18 +2,21 @@
 //! (the tenant's API key, or the admin token, which works for every tenant).
 
 use axum::extract::{FromRequestParts, RawPathParams};
-use axum::http::request::Parts;
 use axum::http::header;
+use axum::http::request::Parts;
 
-use super::error::ApiError;
 use super::AppState;
+use super::error::ApiError;
 use crate::crypto::{digest_eq, sha256_hex};
 use crate::domain::TenantName;
 
 fn bearer(parts: &Parts) -> Option<&str> {
     let v = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 /// The operator: `Authorization: Bearer <admin_token>`.
@@ -70,7 +73,10 @@ impl FromRequestParts<AppState> for TenantAccess {
             return Ok(Self { tenant });
         }
         let presented = sha256_hex(token.as_bytes());
-        if key_hash.as_deref().is_some_and(|h| digest_eq(h, &presented)) {
+        if key_hash
+            .as_deref()
+            .is_some_and(|h| digest_eq(h, &presented))
+        {
             return Ok(Self { tenant });
         }
         if state.store.tenant_by_key_hash(&presented).await?.is_some() {

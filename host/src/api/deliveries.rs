@@ -211,7 +211,9 @@ pub async fn test_channel(
         alternates: BTreeMap::new(),
     };
     let delivery = state.queue.submit(req).await.map_err(|e| match e {
-        QueueError::UnknownChannel(name) => ApiError::not_found(format!("No channel named `{name}`")),
+        QueueError::UnknownChannel(name) => {
+            ApiError::not_found(format!("No channel named `{name}`"))
+        }
         QueueError::InvalidSendTo(why) => ApiError::invalid_send_to(why),
         QueueError::Store(e) => ApiError::internal(e),
     })?;
@@ -247,5 +249,7 @@ pub fn delivery_response(delivery: DeliveryRecord) -> Response {
 pub fn random_code(len: u32) -> String {
     // ThreadRng is a CSPRNG (ChaCha12) seeded and reseeded from the OS.
     let mut rng = rand::rng();
-    (0..len).map(|_| char::from(b'0' + rng.random_range(0..10u8))).collect()
+    (0..len)
+        .map(|_| char::from(b'0' + rng.random_range(0..10u8)))
+        .collect()
 }

@@ -60,7 +60,11 @@ impl ApiError {
     }
 
     pub fn unavailable(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "error-unavailable", message)
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "error-unavailable",
+            message,
+        )
     }
 
     /// A store or other internal failure: logged in full, answered vaguely.
@@ -83,10 +87,11 @@ impl IntoResponse for ApiError {
             "details": self.details,
         });
         let mut resp = (self.status, axum::Json(body)).into_response();
-        if let Some(s) = self.retry_after {
-            if let Ok(v) = HeaderValue::from_str(&s.to_string()) {
-                resp.headers_mut().insert(header::RETRY_AFTER, v);
-            }
+        if let Some(v) = self
+            .retry_after
+            .and_then(|s| HeaderValue::from_str(&s.to_string()).ok())
+        {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
         }
         resp
     }
@@ -126,10 +131,18 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "error-too-large", "Request body is too large")
-                    .with_details(json!({ "maxBytes": super::MAX_BODY_BYTES }))
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "error-too-large",
+                    "Request body is too large",
+                )
+                .with_details(json!({ "maxBytes": super::MAX_BODY_BYTES }))
             } else {
-                ApiError::new(StatusCode::BAD_REQUEST, "error-invalid-json", "Cannot read the request body")
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "error-invalid-json",
+                    "Cannot read the request body",
+                )
             }
         })?;
         parse_json(&bytes).map(ApiJson)
@@ -161,10 +174,19 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             let field = msg
                 .strip_prefix("missing field `")
                 .and_then(|r| r.split('`').next())
-                .map(|f| if path == "." { f.to_string() } else { format!("{path}.{f}") })
+                .map(|f| {
+                    if path == "." {
+                        f.to_string()
+                    } else {
+                        format!("{path}.{f}")
+                    }
+                })
                 .unwrap_or(path);
             let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
-            Err(ApiError::invalid_params(&field, format!("Invalid `{field}`: {msg}")))
+            Err(ApiError::invalid_params(
+                &field,
+                format!("Invalid `{field}`: {msg}"),
+            ))
         }
     }
 }

@@ -91,7 +91,10 @@ fn tenant_routes() -> Router<AppState> {
         .route("/deliveries", axum::routing::get(deliveries::list))
         .route("/deliveries/{id}", axum::routing::get(deliveries::get_one))
         .route("/channels", axum::routing::get(deliveries::list_channels))
-        .route("/channels/{name}/test", axum::routing::post(deliveries::test_channel))
+        .route(
+            "/channels/{name}/test",
+            axum::routing::post(deliveries::test_channel),
+        )
 }
 
 pub fn router(state: AppState) -> Router {
@@ -105,7 +108,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), count_responses))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            count_responses,
+        ))
         .with_state(state)
 }
 
@@ -133,7 +139,11 @@ async fn count_responses(
         400..=499 => "4xx",
         _ => "5xx",
     };
-    state.metrics.http_requests.with_label_values(&[class]).inc();
+    state
+        .metrics
+        .http_requests
+        .with_label_values(&[class])
+        .inc();
     resp
 }
 
@@ -148,10 +158,16 @@ mod tests {
         h.insert("x-forwarded-for", "1.2.3.4, 10.0.0.7".parse().unwrap());
         let proxy: IpAddr = "10.0.0.1".parse().unwrap();
         let stranger: IpAddr = "5.6.7.8".parse().unwrap();
-        assert_eq!(client_ip(&h, proxy, &trusted), "1.2.3.4".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            client_ip(&h, proxy, &trusted),
+            "1.2.3.4".parse::<IpAddr>().unwrap()
+        );
         assert_eq!(client_ip(&h, stranger, &trusted), stranger);
         // A spoofed left-most entry does not win over the real client.
         h.insert("x-forwarded-for", "9.9.9.9, 1.2.3.4".parse().unwrap());
-        assert_eq!(client_ip(&h, proxy, &trusted), "1.2.3.4".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            client_ip(&h, proxy, &trusted),
+            "1.2.3.4".parse::<IpAddr>().unwrap()
+        );
     }
 }

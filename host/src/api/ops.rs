@@ -36,11 +36,17 @@ pub struct ChannelHealth {
 
 impl HealthBoard {
     pub fn snapshot(&self) -> BTreeMap<String, ChannelHealth> {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn set(&self, key: String, h: ChannelHealth) {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner()).insert(key, h);
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, h);
     }
 
     /// Probes every channel once; logs channels that fail.
@@ -51,7 +57,8 @@ impl HealthBoard {
             } else {
                 format!("{tenant}/{}", ch.name)
             };
-            let probe = tokio::time::timeout(Duration::from_secs(15), ch.sender.check_health()).await;
+            let probe =
+                tokio::time::timeout(Duration::from_secs(15), ch.sender.check_health()).await;
             let now = Some(crate::store::rfc3339(crate::delivery::queue::now_ms()));
             let h = match probe {
                 Ok(None) => ChannelHealth {
@@ -106,9 +113,15 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         Ok(Ok(())) => (StatusCode::OK, json!({ "status": "ok" })),
         Ok(Err(e)) => {
             tracing::error!(error = %e, "store unreachable");
-            (StatusCode::SERVICE_UNAVAILABLE, json!({ "status": "unreachable" }))
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({ "status": "unreachable" }),
+            )
         }
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, json!({ "status": "timeout" })),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({ "status": "timeout" }),
+        ),
     };
     let body = json!({
         "success": code == StatusCode::OK,
@@ -156,7 +169,8 @@ impl utoipa::Modify for DefaultTenantPaths {
             .paths
             .iter()
             .filter_map(|(p, item)| {
-                p.strip_prefix("/t/{tenant}").map(|rest| (rest.to_string(), item.clone()))
+                p.strip_prefix("/t/{tenant}")
+                    .map(|rest| (rest.to_string(), item.clone()))
             })
             .collect();
         for (path, mut item) in tenant_paths {

@@ -31,7 +31,8 @@ pub fn client(o: ClientOptions<'_>) -> Result<reqwest::Client, String> {
         // Environment proxies would silently reroute codes; only explicit ones count.
         None => b = b.no_proxy(),
     }
-    b.build().map_err(|e| format!("cannot build HTTP client: {e}"))
+    b.build()
+        .map_err(|e| format!("cannot build HTTP client: {e}"))
 }
 
 /// SPEC §6: 408, 429 and 5xx are transient; other 4xx (and 3xx, since
@@ -122,11 +123,26 @@ mod tests {
     #[test]
     fn classes() {
         assert_eq!(classify_status(StatusCode::OK), OutcomeClass::Delivered);
-        assert_eq!(classify_status(StatusCode::NO_CONTENT), OutcomeClass::Delivered);
-        assert_eq!(classify_status(StatusCode::REQUEST_TIMEOUT), OutcomeClass::Transient);
-        assert_eq!(classify_status(StatusCode::TOO_MANY_REQUESTS), OutcomeClass::Transient);
-        assert_eq!(classify_status(StatusCode::BAD_GATEWAY), OutcomeClass::Transient);
-        assert_eq!(classify_status(StatusCode::BAD_REQUEST), OutcomeClass::Permanent);
+        assert_eq!(
+            classify_status(StatusCode::NO_CONTENT),
+            OutcomeClass::Delivered
+        );
+        assert_eq!(
+            classify_status(StatusCode::REQUEST_TIMEOUT),
+            OutcomeClass::Transient
+        );
+        assert_eq!(
+            classify_status(StatusCode::TOO_MANY_REQUESTS),
+            OutcomeClass::Transient
+        );
+        assert_eq!(
+            classify_status(StatusCode::BAD_GATEWAY),
+            OutcomeClass::Transient
+        );
+        assert_eq!(
+            classify_status(StatusCode::BAD_REQUEST),
+            OutcomeClass::Permanent
+        );
         assert_eq!(classify_status(StatusCode::FOUND), OutcomeClass::Permanent);
     }
 }

@@ -114,7 +114,10 @@ impl Queue {
     }
 
     fn open(&self, d: &ClaimedDelivery) -> Option<Payload> {
-        let plain = self.keys.open(&format!("delivery:{}", d.id), &d.payload).ok()?;
+        let plain = self
+            .keys
+            .open(&format!("delivery:{}", d.id), &d.payload)
+            .ok()?;
         serde_json::from_slice(&plain).ok()
     }
 
@@ -175,7 +178,9 @@ impl Queue {
         self.store
             .get_delivery(&new.tenant, &id)
             .await?
-            .ok_or_else(|| StoreError::Other("delivery vanished after its first attempt".into()).into())
+            .ok_or_else(|| {
+                StoreError::Other("delivery vanished after its first attempt".into()).into()
+            })
     }
 
     /// Leases due deliveries and starts them; returns how many were started.
@@ -211,7 +216,11 @@ impl Queue {
     pub async fn attempt_one(self: &Arc<Self>, id: &str) -> Result<bool, StoreError> {
         let now = now_ms();
         let lease_until = now + self.settings.lease.as_millis() as i64;
-        match self.store.claim_by_id(id, &self.owner, now, lease_until).await? {
+        match self
+            .store
+            .claim_by_id(id, &self.owner, now, lease_until)
+            .await?
+        {
             Some(d) => {
                 self.execute(d).await;
                 Ok(true)
@@ -252,7 +261,10 @@ impl Queue {
         if pending > 0 {
             tracing::info!(pending, "waiting for in-flight deliveries");
         }
-        if tokio::time::timeout(grace, self.tasks.wait()).await.is_err() {
+        if tokio::time::timeout(grace, self.tasks.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!(
                 "in-flight deliveries did not finish within {grace:?}; their leases expire and another worker resumes them"
             );
@@ -262,18 +274,39 @@ impl Queue {
     async fn execute(&self, d: ClaimedDelivery) {
         let tenant = TenantName::parse(&d.tenant).unwrap_or_else(|_| TenantName::default_tenant());
         let Some(payload) = self.open(&d) else {
-            self.finish(&d, None, Finish::terminal(DeliveryStatus::Failed, "stored payload cannot be decrypted (server.secret_key changed?)"))
-                .await;
+            self.finish(
+                &d,
+                None,
+                Finish::terminal(
+                    DeliveryStatus::Failed,
+                    "stored payload cannot be decrypted (server.secret_key changed?)",
+                ),
+            )
+            .await;
             return;
         };
         if now_ms() >= d.expires_at {
-            self.finish(&d, None, Finish::terminal(DeliveryStatus::Expired, "the code expired before this attempt"))
-                .await;
+            self.finish(
+                &d,
+                None,
+                Finish::terminal(
+                    DeliveryStatus::Expired,
+                    "the code expired before this attempt",
+                ),
+            )
+            .await;
             return;
         }
         let Some(channel) = self.registry.get(&tenant, &d.channel) else {
-            self.finish(&d, None, Finish::terminal(DeliveryStatus::Failed, &format!("channel `{}` no longer exists", d.channel)))
-                .await;
+            self.finish(
+                &d,
+                None,
+                Finish::terminal(
+                    DeliveryStatus::Failed,
+                    &format!("channel `{}` no longer exists", d.channel),
+                ),
+            )
+            .await;
             return;
         };
 
@@ -281,18 +314,30 @@ impl Queue {
         let attempt_at = now_ms();
         // Senders have their own timeouts; this guard keeps a stuck one from
         // outliving the lease.
-        let limit = self.settings.lease.saturating_sub(Duration::from_secs(1)).max(Duration::from_secs(1));
-        let outcome = match tokio::time::timeout(limit, channel.sender.send(&payload.message)).await {
+        let limit = self
+            .settings
+            .lease
+            .saturating_sub(Duration::from_secs(1))
+            .max(Duration::from_secs(1));
+        let outcome = match tokio::time::timeout(limit, channel.sender.send(&payload.message)).await
+        {
             Ok(o) => o,
             Err(_) => SendOutcome::transient(format!("attempt timed out after {limit:?}")),
         };
         let elapsed = started.elapsed();
         let detail = redact(&outcome.detail, &channel, &payload.message.code);
-        let log = outcome.log.as_deref().map(|l| redact(l, &channel, &payload.message.code));
+        let log = outcome
+            .log
+            .as_deref()
+            .map(|l| redact(l, &channel, &payload.message.code));
 
         self.metrics
             .attempts
-            .with_label_values(&[tenant.as_str(), channel.name.as_str(), outcome.class.as_str()])
+            .with_label_values(&[
+                tenant.as_str(),
+                channel.name.as_str(),
+                outcome.class.as_str(),
+            ])
             .inc();
         self.metrics
             .attempt_seconds
@@ -310,7 +355,10 @@ impl Queue {
             expires_at: d.expires_at,
             has_fallback: channel.fallback.is_some() && d.fallback_depth < MAX_FALLBACK_DEPTH,
         };
-        let delay = self.settings.backoff.delay(d.attempt_count + 1, &mut rand::rng());
+        let delay = self
+            .settings
+            .backoff
+            .delay(d.attempt_count + 1, &mut rand::rng());
         let next = retry::after_attempt(outcome.class, timing, delay);
         let attempt = AttemptRow {
             at: attempt_at,
@@ -330,7 +378,11 @@ impl Queue {
             Next::Delivered => finish.status = DeliveryStatus::Delivered,
             Next::RetryAt(at) => finish.next_attempt_at = Some(at),
             Next::GiveUp { expired } => {
-                finish.status = if expired { DeliveryStatus::Expired } else { DeliveryStatus::Failed };
+                finish.status = if expired {
+                    DeliveryStatus::Expired
+                } else {
+                    DeliveryStatus::Failed
+                };
                 if outcome.class != OutcomeClass::Delivered {
                     finish.then_enqueue = self.fallback_for(&d, &tenant, &channel, &payload).await;
                 }
@@ -402,8 +454,12 @@ impl Queue {
                         .inc();
                 }
             }
-            Ok(false) => tracing::warn!(delivery = %d.id, "lease lost before the outcome was recorded; another worker owns it now"),
-            Err(e) => tracing::error!(delivery = %d.id, error = %e, "cannot record delivery outcome; the lease will expire and the delivery will be retried"),
+            Ok(false) => {
+                tracing::warn!(delivery = %d.id, "lease lost before the outcome was recorded; another worker owns it now")
+            }
+            Err(e) => {
+                tracing::error!(delivery = %d.id, error = %e, "cannot record delivery outcome; the lease will expire and the delivery will be retried")
+            }
         }
     }
 }

@@ -4,13 +4,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use super::Sender;
 use super::pushover::PushoverSender;
 use super::recipient::RecipientRule;
 use super::sms_http::SmsHttpSender;
 use super::sms_smtp::SmsSmtpSender;
 use super::smtp::{Mailer, SmtpSender};
 use super::url::UrlSender;
-use super::Sender;
 use crate::config::{ChannelConfig, Config, SendToType};
 use crate::domain::{ChannelName, TenantName};
 use crate::secret::Secret;
@@ -63,13 +63,14 @@ impl Registry {
 
     pub fn all(&self) -> Vec<(TenantName, Arc<Channel>)> {
         let map = self.channels.read().unwrap_or_else(|e| e.into_inner());
-        map.iter().map(|((t, _), c)| (t.clone(), c.clone())).collect()
+        map.iter()
+            .map(|((t, _), c)| (t.clone(), c.clone()))
+            .collect()
     }
 }
 
 /// Builds a plugin channel's sender; supplied by the plugin runtime.
-pub type PluginSenderFactory<'a> =
-    &'a dyn Fn(&ChannelConfig) -> Result<Arc<dyn Sender>, String>;
+pub type PluginSenderFactory<'a> = &'a dyn Fn(&ChannelConfig) -> Result<Arc<dyn Sender>, String>;
 
 /// The channels of the config file (they belong to the `default` tenant):
 /// `email`, `pushover`, `url`, each `[[sms_gateway]]` and each `[[channel]]`.
@@ -159,7 +160,11 @@ pub fn file_channels(
         out.push(Channel {
             name: name(&g.name)?,
             sender,
-            rule: rule_for(g.send_to_type, g.send_to_regex.as_deref(), &format!("{key}.send_to_regex"))?,
+            rule: rule_for(
+                g.send_to_type,
+                g.send_to_regex.as_deref(),
+                &format!("{key}.send_to_regex"),
+            )?,
             fallback: g.fallback.as_deref().map(name).transpose()?,
             secrets,
         });
@@ -169,7 +174,11 @@ pub fn file_channels(
         out.push(Channel {
             name: name(&c.name)?,
             sender: plugin_sender(c).map_err(|e| format!("{key}: {e}"))?,
-            rule: rule_for(c.send_to_type, c.send_to_regex.as_deref(), &format!("{key}.send_to_regex"))?,
+            rule: rule_for(
+                c.send_to_type,
+                c.send_to_regex.as_deref(),
+                &format!("{key}.send_to_regex"),
+            )?,
             fallback: c.fallback.as_deref().map(name).transpose()?,
             secrets: c.secrets.values().cloned().collect(),
         });

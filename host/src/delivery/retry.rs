@@ -35,7 +35,9 @@ pub enum Next {
     RetryAt(i64),
     /// Give up on this channel: `failed` (permanent) or `expired` (no retry
     /// fits before the code expires); hand over to the fallback if any.
-    GiveUp { expired: bool },
+    GiveUp {
+        expired: bool,
+    },
 }
 
 /// Inputs of the decision, all times in unix ms.
@@ -86,7 +88,10 @@ mod tests {
 
     #[test]
     fn delay_grows_and_is_capped() {
-        let b = Backoff { base_ms: 100, max_ms: 1000 };
+        let b = Backoff {
+            base_ms: 100,
+            max_ms: 1000,
+        };
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
         for attempts in 1..40 {
             let ceiling = (100u64 << (attempts - 1).min(32)).min(1000);
@@ -99,15 +104,39 @@ mod tests {
 
     #[test]
     fn decisions() {
-        let t = Timing { now: 1000, created_at: 0, expires_at: 10_000, has_fallback: false };
+        let t = Timing {
+            now: 1000,
+            created_at: 0,
+            expires_at: 10_000,
+            has_fallback: false,
+        };
         let d = Duration::from_millis(500);
-        assert_eq!(after_attempt(OutcomeClass::Delivered, t, d), Next::Delivered);
-        assert_eq!(after_attempt(OutcomeClass::Permanent, t, d), Next::GiveUp { expired: false });
-        assert_eq!(after_attempt(OutcomeClass::Transient, t, d), Next::RetryAt(1500));
+        assert_eq!(
+            after_attempt(OutcomeClass::Delivered, t, d),
+            Next::Delivered
+        );
+        assert_eq!(
+            after_attempt(OutcomeClass::Permanent, t, d),
+            Next::GiveUp { expired: false }
+        );
+        assert_eq!(
+            after_attempt(OutcomeClass::Transient, t, d),
+            Next::RetryAt(1500)
+        );
         let late = Timing { now: 9800, ..t };
-        assert_eq!(after_attempt(OutcomeClass::Transient, late, d), Next::GiveUp { expired: true });
+        assert_eq!(
+            after_attempt(OutcomeClass::Transient, late, d),
+            Next::GiveUp { expired: true }
+        );
         // With a fallback, the primary gives up at half-life.
-        let mid = Timing { now: 4800, has_fallback: true, ..t };
-        assert_eq!(after_attempt(OutcomeClass::Transient, mid, d), Next::GiveUp { expired: false });
+        let mid = Timing {
+            now: 4800,
+            has_fallback: true,
+            ..t
+        };
+        assert_eq!(
+            after_attempt(OutcomeClass::Transient, mid, d),
+            Next::GiveUp { expired: false }
+        );
     }
 }

@@ -56,7 +56,10 @@ impl SmsHttpSender {
             value.set_sensitive(true);
             headers.insert(name, value);
         }
-        let encoding = match (g.http_method.to_ascii_uppercase().as_str(), g.send_data_as_json) {
+        let encoding = match (
+            g.http_method.to_ascii_uppercase().as_str(),
+            g.send_data_as_json,
+        ) {
             ("GET", _) => Encoding::Query,
             (_, true) => Encoding::Json,
             _ => Encoding::Form,
@@ -131,8 +134,10 @@ impl Sender for SmsHttpSender {
             None => m.send_to.clone(),
         };
         let fields = self.fields(&m.code, &phone, &m.text);
-        let pairs: Vec<(String, String)> =
-            fields.iter().map(|(k, v)| (k.clone(), as_text(v))).collect();
+        let pairs: Vec<(String, String)> = fields
+            .iter()
+            .map(|(k, v)| (k.clone(), as_text(v)))
+            .collect();
         let req = match self.encoding {
             Encoding::Query => self.client.get(&self.url).query(&pairs),
             Encoding::Form => self.client.post(&self.url).form(&pairs),
@@ -189,10 +194,14 @@ mod tests {
             send_data_as_json: json,
             ..Default::default()
         };
-        g.parameters.insert("api_id".into(), toml::Value::String("{otp}".into()));
-        g.options.insert("text".into(), toml::Value::String("Code {otp}".into()));
-        g.options.insert("to".into(), toml::Value::String("[\"{phone}\"]".into()));
-        g.options.insert("otp".into(), toml::Value::String("{otp}".into()));
+        g.parameters
+            .insert("api_id".into(), toml::Value::String("{otp}".into()));
+        g.options
+            .insert("text".into(), toml::Value::String("Code {otp}".into()));
+        g.options
+            .insert("to".into(), toml::Value::String("[\"{phone}\"]".into()));
+        g.options
+            .insert("otp".into(), toml::Value::String("{otp}".into()));
         SmsHttpSender::new(&g).unwrap()
     }
 

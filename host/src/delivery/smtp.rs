@@ -120,9 +120,29 @@ impl Mailer {
     }
 }
 
+/// Is a TLS failure (untrusted certificate, handshake refused) somewhere in
+/// the chain? lettre reports those as connection errors.
+fn tls_failure(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if err.is::<rustls::Error>() {
+            return true;
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && io
+                .get_ref()
+                .is_some_and(|inner| inner.is::<rustls::Error>())
+        {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
 fn classify(e: &lettre::transport::smtp::Error) -> SendOutcome {
     let detail = format!("SMTP: {e}");
-    if e.is_permanent() || e.is_tls() || e.is_client() {
+    if e.is_permanent() || e.is_tls() || e.is_client() || tls_failure(e) {
         // 5xx, certificate problems and a missing required STARTTLS will
         // not fix themselves.
         SendOutcome::permanent(detail)
@@ -183,7 +203,9 @@ impl Sender for SmtpSender {
             "<html><body><pre style=\"font-family:sans-serif\">{}</pre></body></html>",
             render(&html_escape(&self.body), &html)
         );
-        self.mailer.send(&m.send_to, &subject, text, Some(html_body)).await
+        self.mailer
+            .send(&m.send_to, &subject, text, Some(html_body))
+            .await
     }
 
     async fn check_health(&self) -> Option<Result<(), String>> {

@@ -3,7 +3,7 @@
 
 /// "10 minutes", "90 seconds", "1 minute".
 pub fn human_ttl(seconds: u32) -> String {
-    if seconds % 60 == 0 && seconds >= 60 {
+    if seconds.is_multiple_of(60) && seconds >= 60 {
         let m = seconds / 60;
         format!("{m} minute{}", if m == 1 { "" } else { "s" })
     } else {
@@ -79,7 +79,10 @@ mod tests {
     #[test]
     fn render_tags() {
         assert_eq!(
-            render("{code} in {ttl} {x}", &[("code", "123"), ("ttl", "1 minute")]),
+            render(
+                "{code} in {ttl} {x}",
+                &[("code", "123"), ("ttl", "1 minute")]
+            ),
             "123 in 1 minute {x}"
         );
     }

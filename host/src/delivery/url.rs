@@ -69,15 +69,16 @@ impl Sender for UrlSender {
             Ok(b) => b,
             Err(e) => return SendOutcome::permanent(format!("cannot encode form: {e}")),
         };
-        let mut req = self
-            .client
-            .post(&self.url)
-            .header(
-                reqwest::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
-            );
+        let mut req = self.client.post(&self.url).header(
+            reqwest::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        );
         if let Some(secret) = &self.signing_secret {
-            let sig = signature(secret.expose(), chrono::Utc::now().timestamp(), body.as_bytes());
+            let sig = signature(
+                secret.expose(),
+                chrono::Utc::now().timestamp(),
+                body.as_bytes(),
+            );
             req = req.header("X-Postern-Signature", sig);
         }
         let resp = match req.body(body).send().await {

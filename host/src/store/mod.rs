@@ -180,8 +180,7 @@ pub trait Store: Send + Sync {
     async fn put_setting_if_absent(&self, key: &str, value: &str) -> Result<bool>;
     async fn put_setting(&self, key: &str, value: &str) -> Result<()>;
 
-    async fn create_tenant(&self, name: &str, api_key_hash: Option<&str>, now: i64)
-    -> Result<()>;
+    async fn create_tenant(&self, name: &str, api_key_hash: Option<&str>, now: i64) -> Result<()>;
     async fn ensure_tenant(&self, name: &str, now: i64) -> Result<()>;
     async fn list_tenants(&self) -> Result<Vec<TenantRow>>;
     /// `None`: no such tenant; `Some(None)`: a tenant without an API key.

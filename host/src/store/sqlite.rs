@@ -26,12 +26,11 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        if let Some(dir) = opts.get_filename().parent() {
-            if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir).map_err(|e| {
-                    StoreError::Other(format!("cannot create {}: {e}", dir.display()))
-                })?;
-            }
+        if let Some(dir) = opts.get_filename().parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Other(format!("cannot create {}: {e}", dir.display())))?;
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
@@ -42,7 +41,9 @@ impl SqliteStore {
     }
 }
 
-fn insert_delivery_query(d: &NewDelivery) -> sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'_>> {
+fn insert_delivery_query(
+    d: &NewDelivery,
+) -> sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'_>> {
     let (status, owner, until) = match &d.lease {
         Some((owner, until)) => ("sending", Some(owner.as_str()), Some(*until)),
         None => ("queued", None, None),
@@ -73,7 +74,8 @@ fn insert_delivery_query(d: &NewDelivery) -> sqlx::query::Query<'_, sqlx::Sqlite
 const CLAIMABLE: &str = "status IN ('queued', 'sending') AND next_attempt_at <= $3
     AND (lease_until IS NULL OR lease_until < $3)";
 
-const CLAIMED_COLUMNS: &str = "id, tenant, channel, send_to_masked, username, payload, attempt_count,
+const CLAIMED_COLUMNS: &str =
+    "id, tenant, channel, send_to_masked, username, payload, attempt_count,
     expires_at, fallback_depth, created_at";
 
 fn claimed(r: &sqlx::sqlite::SqliteRow) -> ClaimedDelivery {
@@ -99,7 +101,10 @@ impl SqliteStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let placeholders = (1..=ids.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(",");
+        let placeholders = (1..=ids.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(",");
         let sql = format!(
             "SELECT delivery_id, at, outcome, detail, duration_ms FROM delivery_attempts
              WHERE delivery_id IN ({placeholders}) ORDER BY delivery_id, n"
@@ -160,18 +165,22 @@ impl Store for SqliteStore {
     }
 
     async fn get_setting(&self, key: &str) -> Result<Option<String>> {
-        Ok(sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     async fn put_setting_if_absent(&self, key: &str, value: &str) -> Result<bool> {
-        let r = sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
-            .bind(key)
-            .bind(value)
-            .execute(&self.pool)
-            .await?;
+        let r = sqlx::query(
+            "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&self.pool)
+        .await?;
         Ok(r.rows_affected() == 1)
     }
 
@@ -228,17 +237,21 @@ impl Store for SqliteStore {
     }
 
     async fn tenant_key_hash(&self, name: &str) -> Result<Option<Option<String>>> {
-        Ok(sqlx::query_scalar("SELECT api_key_hash FROM tenants WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_scalar("SELECT api_key_hash FROM tenants WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     async fn tenant_by_key_hash(&self, hash: &str) -> Result<Option<String>> {
-        Ok(sqlx::query_scalar("SELECT name FROM tenants WHERE api_key_hash = $1")
-            .bind(hash)
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_scalar("SELECT name FROM tenants WHERE api_key_hash = $1")
+                .bind(hash)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     async fn insert_delivery(&self, d: &NewDelivery) -> Result<()> {
@@ -362,7 +375,8 @@ impl Store for SqliteStore {
         filter: &DeliveryFilter,
     ) -> Result<(Vec<DeliveryRecord>, u64)> {
         let status = filter.status.map(|s| s.as_str());
-        let where_ = "WHERE tenant = $1 AND ($2 IS NULL OR username = $2) AND ($3 IS NULL OR status = $3)";
+        let where_ =
+            "WHERE tenant = $1 AND ($2 IS NULL OR username = $2) AND ($3 IS NULL OR status = $3)";
         let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM deliveries {where_}"))
             .bind(tenant)
             .bind(&filter.username)

@@ -1,0 +1,236 @@
+//! The real `postern` binary, started in a temp dir on a random port.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const ADMIN: &str = "test-admin-token-0123456789";
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_postern")
+}
+
+pub struct Postern {
+    pub dir: Arc<tempfile::TempDir>,
+    pub base: String,
+    child: Child,
+    output: Arc<Mutex<String>>,
+    config: String,
+    env: Vec<(String, String)>,
+}
+
+impl Drop for Postern {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Postern {
+    /// Starts postern with `config` (TOML without `[server] listen/data_dir`,
+    /// which the harness sets through environment overrides).
+    pub async fn start(config: &str) -> Self {
+        Self::start_with_env(config, &[]).await
+    }
+
+    pub async fn start_with_env(config: &str, env: &[(&str, &str)]) -> Self {
+        let dir = Arc::new(tempfile::tempdir().unwrap());
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Self::spawn(dir, config.to_string(), env).await
+    }
+
+    pub fn config_path(dir: &Path) -> PathBuf {
+        dir.join("postern.toml")
+    }
+
+    async fn spawn(
+        dir: Arc<tempfile::TempDir>,
+        config: String,
+        env: Vec<(String, String)>,
+    ) -> Self {
+        let cfg_path = Self::config_path(dir.path());
+        std::fs::write(&cfg_path, &config).unwrap();
+        let mut cmd = Command::new(bin());
+        cmd.arg("serve")
+            .arg("-c")
+            .arg(&cfg_path)
+            .current_dir(dir.path())
+            .env("POSTERN_SERVER__LISTEN", "127.0.0.1:0")
+            .env("POSTERN_SERVER__DATA_DIR", dir.path().join("data"))
+            .env("POSTERN_SERVER__ADMIN_TOKEN", ADMIN)
+            .env("POSTERN_SERVER__SHUTDOWN_GRACE_SECONDS", "5")
+            .env("POSTERN_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start postern");
+        let output = Arc::new(Mutex::new(String::new()));
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let out = output.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    let mut o = out.lock().unwrap();
+                    o.push_str(&line);
+                    o.push('\n');
+                }
+            });
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let base = loop {
+            if let Some(addr) = output
+                .lock()
+                .unwrap()
+                .lines()
+                .find_map(|l| l.strip_prefix("postern listening on ").map(str::to_string))
+            {
+                break addr;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "postern exited with {status} before listening:\n{}",
+                    output.lock().unwrap()
+                );
+            }
+            if Instant::now() > deadline {
+                panic!("postern did not start:\n{}", output.lock().unwrap());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        Self {
+            dir,
+            base,
+            child,
+            output,
+            config,
+            env,
+        }
+    }
+
+    /// Everything the process printed (stdout and stderr).
+    pub fn logs(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+
+    /// `kill -9`: no graceful anything.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then waits for the exit; returns whether it exited cleanly.
+    pub fn terminate(&mut self, within: Duration) -> bool {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// Starts a new process on the same data dir and config.
+    pub async fn restart(mut self) -> Self {
+        self.kill9();
+        let dir = self.dir.clone();
+        let config = self.config.clone();
+        let env = self.env.clone();
+        let previous = self.logs();
+        let next = Self::spawn(dir, config, env).await;
+        next.output.lock().unwrap().insert_str(0, &previous);
+        next
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn client() -> reqwest::Client {
+        reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .no_proxy()
+            .build()
+            .unwrap()
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = Self::client()
+            .get(self.url(path))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let r = Self::client()
+            .post(self.url(path))
+            .bearer_auth(ADMIN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// One test delivery through `channel`; returns (status, body).
+    pub async fn test_send(&self, channel: &str, to: &str) -> (u16, Value) {
+        self.post(
+            &format!("/api/v1/channels/{channel}/test"),
+            serde_json::json!({ "sendTo": to }),
+        )
+        .await
+    }
+
+    pub async fn delivery(&self, id: &str) -> Value {
+        let (s, v) = self.get(&format!("/api/v1/deliveries/{id}")).await;
+        assert_eq!(s, 200, "{v}");
+        v["delivery"].clone()
+    }
+
+    /// Waits until the delivery reaches a final status.
+    pub async fn settled(&self, id: &str, timeout: Duration) -> Value {
+        super::eventually(timeout, &format!("delivery {id} to settle"), || async {
+            let d = self.delivery(id).await;
+            match d["status"].as_str() {
+                Some("queued") | Some("sending") => None,
+                _ => Some(d),
+            }
+        })
+        .await
+    }
+}
+
+/// Runs a CLI command to completion: (exit code, stdout, stderr).
+pub fn run_cli(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = Command::new(bin());
+    cmd.args(args).current_dir(dir);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run postern");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
