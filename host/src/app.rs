@@ -18,6 +18,7 @@ use crate::delivery::retry::Backoff;
 use crate::domain::TenantName;
 use crate::metrics::Metrics;
 use crate::store::{self, Store};
+use crate::twofa::TwoFactor;
 
 const ADMIN_TOKEN_SETTING: &str = "admin_token_sha256";
 
@@ -28,6 +29,7 @@ pub struct App {
     pub registry: Arc<Registry>,
     pub queue: Arc<Queue>,
     pub metrics: Arc<Metrics>,
+    pub twofa: Arc<TwoFactor>,
 }
 
 /// How the admin token was settled at start-up.
@@ -60,7 +62,7 @@ impl App {
         let queue = Queue::new(
             store.clone(),
             registry.clone(),
-            keys,
+            keys.clone(),
             metrics.clone(),
             QueueSettings {
                 backoff: Backoff {
@@ -71,12 +73,20 @@ impl App {
                 workers: config.delivery.workers as usize,
             },
         );
+        let twofa = Arc::new(TwoFactor::new(
+            store.clone(),
+            keys,
+            queue.clone(),
+            registry.clone(),
+            config.clone(),
+        ));
         Ok(Self {
             config,
             store,
             registry,
             queue,
             metrics,
+            twofa,
         })
     }
 
@@ -142,6 +152,7 @@ pub async fn serve(app: App) -> Result<()> {
         queue: app.queue.clone(),
         metrics: app.metrics.clone(),
         health: Arc::new(HealthBoard::default()),
+        twofa: app.twofa.clone(),
         admin_token_sha256: admin_hash,
         trusted_proxies: config.trusted_proxies(),
     });

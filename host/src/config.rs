@@ -346,6 +346,17 @@ pub struct LimitsConfig {
     pub tenant_deliveries_per_minute: u32,
     pub tenant_max_plugins: u32,
     pub tenant_max_concurrent_deliveries: u32,
+    /// Code checks per user per minute (postern addition).
+    pub checks_per_user_per_minute: u32,
+    /// Code checks per client IP per minute (postern addition).
+    pub checks_per_ip_per_minute: u32,
+    /// Logins per client IP per minute (postern addition).
+    pub logins_per_ip_per_minute: u32,
+    /// Unauthenticated code requests (`sendEmailCode`) per client IP and per
+    /// identifier per minute (postern addition).
+    pub code_requests_per_minute: u32,
+    /// Lifetime of a login session in hours (postern addition).
+    pub session_hours: u32,
 }
 
 impl Default for LimitsConfig {
@@ -357,6 +368,11 @@ impl Default for LimitsConfig {
             tenant_deliveries_per_minute: 600,
             tenant_max_plugins: 20,
             tenant_max_concurrent_deliveries: 32,
+            checks_per_user_per_minute: 10,
+            checks_per_ip_per_minute: 60,
+            logins_per_ip_per_minute: 30,
+            code_requests_per_minute: 5,
+            session_hours: 24 * 30,
         }
     }
 }
@@ -757,6 +773,27 @@ impl Config {
             l.tenant_max_concurrent_deliveries as u64,
             1..=10_000,
         )?;
+        for (key, v) in [
+            (
+                "limits.checks_per_user_per_minute",
+                l.checks_per_user_per_minute,
+            ),
+            (
+                "limits.checks_per_ip_per_minute",
+                l.checks_per_ip_per_minute,
+            ),
+            (
+                "limits.logins_per_ip_per_minute",
+                l.logins_per_ip_per_minute,
+            ),
+            (
+                "limits.code_requests_per_minute",
+                l.code_requests_per_minute,
+            ),
+        ] {
+            check_range(key, v as u64, 1..=1_000_000)?;
+        }
+        check_range("limits.session_hours", l.session_hours as u64, 1..=24 * 366)?;
         Ok(())
     }
 }

@@ -16,3 +16,4 @@ pub mod metrics;
 pub mod plugin;
 pub mod secret;
 pub mod store;
+pub mod twofa;

@@ -8,3 +8,4 @@ mod cli;
 mod http_senders;
 mod queue;
 mod smtp;
+mod twofa;

@@ -4,6 +4,8 @@ pub mod auth;
 pub mod deliveries;
 pub mod error;
 pub mod ops;
+pub mod users;
+pub mod verify;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -12,6 +14,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use ipnet::IpNet;
 
 use crate::config::Config;
@@ -36,6 +39,7 @@ pub struct Inner {
     pub queue: Arc<Queue>,
     pub metrics: Arc<Metrics>,
     pub health: Arc<HealthBoard>,
+    pub twofa: Arc<crate::twofa::TwoFactor>,
     pub admin_token_sha256: String,
     pub trusted_proxies: Vec<IpNet>,
 }
@@ -91,10 +95,40 @@ fn tenant_routes() -> Router<AppState> {
         .route("/deliveries", axum::routing::get(deliveries::list))
         .route("/deliveries/{id}", axum::routing::get(deliveries::get_one))
         .route("/channels", axum::routing::get(deliveries::list_channels))
+        .route("/channels/{name}/test", post(deliveries::test_channel))
+        .route("/audit", get(users::audit))
+        .route("/login", post(users::login))
+        .route("/logout", post(users::logout))
+        .route("/me", get(users::me))
+        .route("/users.create", post(users::users_create))
+        .route("/users.info", get(users::users_info))
+        .route("/users.delete", post(users::users_delete))
+        .route("/users.setTwoFactor", post(users::users_set_two_factor))
         .route(
-            "/channels/{name}/test",
-            axum::routing::post(deliveries::test_channel),
+            "/users.updateOwnBasicInfo",
+            post(users::update_own_basic_info),
         )
+        .route("/users.2fa.sendEmailCode", post(users::send_email_code))
+        .route("/users.2fa.enableEmail", post(users::enable_email))
+        .route("/users.2fa.disableEmail", post(users::disable_email))
+        .route("/users.2fa.disable", post(users::disable_all))
+        .route("/users.2fa.enableTOTP", post(users::enable_totp))
+        .route(
+            "/users.2fa.validateTempToken",
+            post(users::validate_temp_token),
+        )
+        .route("/users.2fa.regenerateCodes", post(users::regenerate_codes))
+        .route(
+            "/users.2fa.checkCodesRemaining",
+            get(users::check_codes_remaining),
+        )
+        .route("/users.2fa.disableTOTP", post(users::disable_totp))
+        .route("/users.2fa.enableChannel", post(users::enable_channel))
+        .route("/users.2fa.confirmChannel", post(users::confirm_channel))
+        .route("/verifications", post(verify::start))
+        .route("/verifications/check", post(verify::check))
+        .route("/verifications/{id}", get(verify::get_one))
+        .route("/verifications/{id}/cancel", post(verify::cancel))
 }
 
 pub fn router(state: AppState) -> Router {

@@ -171,6 +171,71 @@ pub struct DeliveryFilter {
     pub limit: u32,
 }
 
+#[derive(Debug, Clone)]
+pub struct UserRow {
+    pub tenant: String,
+    pub id: String,
+    pub username: String,
+    pub password_hash: Option<String>,
+    pub email: Option<String>,
+    pub email_verified: bool,
+    pub name: Option<String>,
+    pub default_method: Option<String>,
+    pub created_at: i64,
+}
+
+/// An enabled 2FA method of a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MethodRow {
+    pub method: String,
+    pub send_to: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TotpRow {
+    pub secret: Option<Vec<u8>>,
+    pub temp_secret: Option<Vec<u8>>,
+    pub last_step: i64,
+}
+
+/// A stored code: only its MAC.
+#[derive(Debug, Clone)]
+pub struct CodeRow {
+    pub code_mac: String,
+    pub attempts: u32,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VerificationRow {
+    pub id: String,
+    #[serde(skip)]
+    pub tenant: String,
+    pub channel: String,
+    pub to: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    pub status: String,
+    #[serde(skip)]
+    pub expires_at: i64,
+    #[serde(skip)]
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditRow {
+    pub id: i64,
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync {
     async fn ping(&self) -> Result<()>;
@@ -218,6 +283,117 @@ pub trait Store: Send + Sync {
     ) -> Result<(Vec<DeliveryRecord>, u64)>;
     /// Deliveries in `queued` or `sending`: for shutdown and metrics.
     async fn count_pending(&self) -> Result<u64>;
+
+    // Users and their 2FA methods.
+    async fn create_user(&self, u: &UserRow) -> Result<()>;
+    async fn user_by_id(&self, tenant: &str, id: &str) -> Result<Option<UserRow>>;
+    async fn user_by_username(&self, tenant: &str, username: &str) -> Result<Option<UserRow>>;
+    async fn user_by_email(&self, tenant: &str, email: &str) -> Result<Option<UserRow>>;
+    /// Writes name, email, email_verified, password_hash and default_method.
+    async fn update_user(&self, u: &UserRow) -> Result<()>;
+    async fn delete_user(&self, tenant: &str, id: &str) -> Result<bool>;
+    async fn methods(&self, tenant: &str, user_id: &str) -> Result<Vec<MethodRow>>;
+    async fn put_method(&self, tenant: &str, user_id: &str, m: &MethodRow, now: i64) -> Result<()>;
+    async fn delete_method(&self, tenant: &str, user_id: &str, method: &str) -> Result<()>;
+
+    async fn totp(&self, tenant: &str, user_id: &str) -> Result<Option<TotpRow>>;
+    async fn set_totp_temp(&self, tenant: &str, user_id: &str, temp: &[u8]) -> Result<()>;
+    /// Moves the temp secret to the confirmed one if it is still `temp`.
+    async fn confirm_totp(
+        &self,
+        tenant: &str,
+        user_id: &str,
+        temp: &[u8],
+        step: i64,
+    ) -> Result<bool>;
+    /// Accepts `step` only if it is newer than every accepted step (replay guard).
+    async fn advance_totp_step(&self, tenant: &str, user_id: &str, step: i64) -> Result<bool>;
+    async fn delete_totp(&self, tenant: &str, user_id: &str) -> Result<()>;
+    async fn replace_backup_codes(
+        &self,
+        tenant: &str,
+        user_id: &str,
+        macs: &[String],
+    ) -> Result<()>;
+    async fn use_backup_code(&self, tenant: &str, user_id: &str, mac: &str) -> Result<bool>;
+    async fn count_backup_codes(&self, tenant: &str, user_id: &str) -> Result<u64>;
+
+    async fn create_session(
+        &self,
+        token_hash: &str,
+        tenant: &str,
+        user_id: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<()>;
+    /// The session's user id, if the session exists, is unexpired and belongs to `tenant`.
+    async fn session_user(
+        &self,
+        token_hash: &str,
+        tenant: &str,
+        now: i64,
+    ) -> Result<Option<String>>;
+    async fn delete_session(&self, token_hash: &str) -> Result<()>;
+    async fn delete_sessions(&self, tenant: &str, user_id: &str) -> Result<u64>;
+
+    /// Stores a code, replacing the subject's live code for `purpose`.
+    async fn put_code(
+        &self,
+        tenant: &str,
+        subject: &str,
+        purpose: &str,
+        mac: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<()>;
+    async fn code(&self, tenant: &str, subject: &str, purpose: &str) -> Result<Option<CodeRow>>;
+    /// Deletes the code if it is still the one with `mac`, live and under
+    /// `max` attempts: true exactly once, even under concurrent checks.
+    async fn consume_code(
+        &self,
+        tenant: &str,
+        subject: &str,
+        purpose: &str,
+        mac: &str,
+        now: i64,
+        max: u32,
+    ) -> Result<bool>;
+    /// Counts a wrong attempt on a live code; the new count, or None if
+    /// there was no live code left to count against.
+    async fn fail_code(
+        &self,
+        tenant: &str,
+        subject: &str,
+        purpose: &str,
+        now: i64,
+        max: u32,
+    ) -> Result<Option<u32>>;
+    async fn delete_code(&self, tenant: &str, subject: &str, purpose: &str) -> Result<()>;
+
+    async fn insert_verification(&self, v: &VerificationRow) -> Result<()>;
+    async fn verification(&self, tenant: &str, id: &str) -> Result<Option<VerificationRow>>;
+    /// `pending` → `status`; false if it was no longer pending.
+    async fn finish_verification(
+        &self,
+        tenant: &str,
+        id: &str,
+        status: &str,
+        now: i64,
+    ) -> Result<bool>;
+
+    /// Counts one hit in the fixed window of `key`; (count in window, window start).
+    async fn rate_hit(&self, key: &str, now: i64, window_ms: i64) -> Result<(u64, i64)>;
+
+    async fn audit(
+        &self,
+        tenant: &str,
+        actor: &str,
+        action: &str,
+        subject: Option<&str>,
+        detail: Option<&str>,
+        now: i64,
+    ) -> Result<()>;
+    async fn list_audit(&self, tenant: &str, limit: u32) -> Result<Vec<AuditRow>>;
 }
 
 pub fn rfc3339(ms: i64) -> String {

@@ -8,8 +8,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 
 use super::{
-    AttemptRecord, ClaimedDelivery, DeliveryFilter, DeliveryRecord, Finish, NewDelivery, Result,
-    Store, StoreError, TenantRow, rfc3339,
+    AttemptRecord, AuditRow, ClaimedDelivery, CodeRow, DeliveryFilter, DeliveryRecord, Finish,
+    MethodRow, NewDelivery, Result, Store, StoreError, TenantRow, TotpRow, UserRow,
+    VerificationRow, rfc3339,
 };
 
 pub struct SqliteStore {
@@ -91,6 +92,40 @@ fn claimed(r: &sqlx::sqlite::SqliteRow) -> ClaimedDelivery {
         fallback_depth: r.get::<i64, _>("fallback_depth") as u32,
         created_at: r.get("created_at"),
     }
+}
+
+const USER_COLUMNS: &str = "tenant, id, username, password_hash, email, email_verified, name,
+    default_method, created_at";
+
+fn user_row(r: &sqlx::sqlite::SqliteRow) -> UserRow {
+    UserRow {
+        tenant: r.get("tenant"),
+        id: r.get("id"),
+        username: r.get("username"),
+        password_hash: r.get("password_hash"),
+        email: r.get("email"),
+        email_verified: r.get::<i64, _>("email_verified") != 0,
+        name: r.get("name"),
+        default_method: r.get("default_method"),
+        created_at: r.get("created_at"),
+    }
+}
+
+fn verification_row(r: &sqlx::sqlite::SqliteRow) -> VerificationRow {
+    VerificationRow {
+        id: r.get("id"),
+        tenant: r.get("tenant"),
+        channel: r.get("channel"),
+        to: r.get("to_masked"),
+        username: r.get("username"),
+        status: r.get("status"),
+        expires_at: r.get("expires_at"),
+        created_at: r.get("created_at"),
+    }
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
 
 const RECORD_COLUMNS: &str = "id, channel, send_to_masked, status, log, username, provider_id,
@@ -403,5 +438,522 @@ impl Store for SqliteStore {
         .fetch_one(&self.pool)
         .await?;
         Ok(n as u64)
+    }
+
+    async fn create_user(&self, u: &UserRow) -> Result<()> {
+        let r = sqlx::query(
+            "INSERT INTO users (tenant, id, username, password_hash, email, email_verified, name,
+                default_method, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&u.tenant)
+        .bind(&u.id)
+        .bind(&u.username)
+        .bind(&u.password_hash)
+        .bind(&u.email)
+        .bind(u.email_verified as i64)
+        .bind(&u.name)
+        .bind(&u.default_method)
+        .bind(u.created_at)
+        .execute(&self.pool)
+        .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn user_by_id(&self, tenant: &str, id: &str) -> Result<Option<UserRow>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE tenant = $1 AND id = $2");
+        let r = sqlx::query(&sql)
+            .bind(tenant)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(r.as_ref().map(user_row))
+    }
+
+    async fn user_by_username(&self, tenant: &str, username: &str) -> Result<Option<UserRow>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE tenant = $1 AND username = $2");
+        let r = sqlx::query(&sql)
+            .bind(tenant)
+            .bind(username)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(r.as_ref().map(user_row))
+    }
+
+    async fn user_by_email(&self, tenant: &str, email: &str) -> Result<Option<UserRow>> {
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE tenant = $1 AND lower(email) = lower($2) ORDER BY created_at LIMIT 1"
+        );
+        let r = sqlx::query(&sql)
+            .bind(tenant)
+            .bind(email)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(r.as_ref().map(user_row))
+    }
+
+    async fn update_user(&self, u: &UserRow) -> Result<()> {
+        sqlx::query(
+            "UPDATE users SET password_hash = $3, email = $4, email_verified = $5, name = $6,
+                default_method = $7 WHERE tenant = $1 AND id = $2",
+        )
+        .bind(&u.tenant)
+        .bind(&u.id)
+        .bind(&u.password_hash)
+        .bind(&u.email)
+        .bind(u.email_verified as i64)
+        .bind(&u.name)
+        .bind(&u.default_method)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn delete_user(&self, tenant: &str, id: &str) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let subject = format!("user:{id}");
+        sqlx::query("DELETE FROM codes WHERE tenant = $1 AND subject = $2")
+            .bind(tenant)
+            .bind(&subject)
+            .execute(&mut *tx)
+            .await?;
+        let r = sqlx::query("DELETE FROM users WHERE tenant = $1 AND id = $2")
+            .bind(tenant)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn methods(&self, tenant: &str, user_id: &str) -> Result<Vec<MethodRow>> {
+        let rows = sqlx::query(
+            "SELECT method, send_to FROM user_methods WHERE tenant = $1 AND user_id = $2 ORDER BY method",
+        )
+        .bind(tenant)
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| MethodRow {
+                method: r.get(0),
+                send_to: r.get(1),
+            })
+            .collect())
+    }
+
+    async fn put_method(&self, tenant: &str, user_id: &str, m: &MethodRow, now: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO user_methods (tenant, user_id, method, send_to, created_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (tenant, user_id, method) DO UPDATE SET send_to = excluded.send_to",
+        )
+        .bind(tenant)
+        .bind(user_id)
+        .bind(&m.method)
+        .bind(&m.send_to)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn delete_method(&self, tenant: &str, user_id: &str, method: &str) -> Result<()> {
+        sqlx::query("DELETE FROM user_methods WHERE tenant = $1 AND user_id = $2 AND method = $3")
+            .bind(tenant)
+            .bind(user_id)
+            .bind(method)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn totp(&self, tenant: &str, user_id: &str) -> Result<Option<TotpRow>> {
+        let r = sqlx::query(
+            "SELECT secret, temp_secret, last_step FROM user_totp WHERE tenant = $1 AND user_id = $2",
+        )
+        .bind(tenant)
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(r.map(|r| TotpRow {
+            secret: r.get(0),
+            temp_secret: r.get(1),
+            last_step: r.get(2),
+        }))
+    }
+
+    async fn set_totp_temp(&self, tenant: &str, user_id: &str, temp: &[u8]) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO user_totp (tenant, user_id, temp_secret) VALUES ($1, $2, $3)
+             ON CONFLICT (tenant, user_id) DO UPDATE SET temp_secret = excluded.temp_secret",
+        )
+        .bind(tenant)
+        .bind(user_id)
+        .bind(temp)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn confirm_totp(
+        &self,
+        tenant: &str,
+        user_id: &str,
+        temp: &[u8],
+        step: i64,
+    ) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE user_totp SET secret = temp_secret, temp_secret = NULL, last_step = $4
+             WHERE tenant = $1 AND user_id = $2 AND temp_secret = $3",
+        )
+        .bind(tenant)
+        .bind(user_id)
+        .bind(temp)
+        .bind(step)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn advance_totp_step(&self, tenant: &str, user_id: &str, step: i64) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE user_totp SET last_step = $3 WHERE tenant = $1 AND user_id = $2 AND last_step < $3",
+        )
+        .bind(tenant)
+        .bind(user_id)
+        .bind(step)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn delete_totp(&self, tenant: &str, user_id: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for sql in [
+            "DELETE FROM user_totp WHERE tenant = $1 AND user_id = $2",
+            "DELETE FROM backup_codes WHERE tenant = $1 AND user_id = $2",
+        ] {
+            sqlx::query(sql)
+                .bind(tenant)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn replace_backup_codes(
+        &self,
+        tenant: &str,
+        user_id: &str,
+        macs: &[String],
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM backup_codes WHERE tenant = $1 AND user_id = $2")
+            .bind(tenant)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        for m in macs {
+            sqlx::query("INSERT INTO backup_codes (tenant, user_id, code_mac) VALUES ($1, $2, $3)")
+                .bind(tenant)
+                .bind(user_id)
+                .bind(m)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn use_backup_code(&self, tenant: &str, user_id: &str, mac: &str) -> Result<bool> {
+        let r = sqlx::query(
+            "DELETE FROM backup_codes WHERE tenant = $1 AND user_id = $2 AND code_mac = $3",
+        )
+        .bind(tenant)
+        .bind(user_id)
+        .bind(mac)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn count_backup_codes(&self, tenant: &str, user_id: &str) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM backup_codes WHERE tenant = $1 AND user_id = $2",
+        )
+        .bind(tenant)
+        .bind(user_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n as u64)
+    }
+
+    async fn create_session(
+        &self,
+        token_hash: &str,
+        tenant: &str,
+        user_id: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO sessions (token_hash, tenant, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(token_hash)
+        .bind(tenant)
+        .bind(user_id)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn session_user(
+        &self,
+        token_hash: &str,
+        tenant: &str,
+        now: i64,
+    ) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT user_id FROM sessions WHERE token_hash = $1 AND tenant = $2 AND expires_at > $3",
+        )
+        .bind(token_hash)
+        .bind(tenant)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    async fn delete_session(&self, token_hash: &str) -> Result<()> {
+        sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_sessions(&self, tenant: &str, user_id: &str) -> Result<u64> {
+        let r = sqlx::query("DELETE FROM sessions WHERE tenant = $1 AND user_id = $2")
+            .bind(tenant)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected())
+    }
+
+    async fn put_code(
+        &self,
+        tenant: &str,
+        subject: &str,
+        purpose: &str,
+        mac: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO codes (tenant, subject, purpose, code_mac, attempts, expires_at, created_at)
+             VALUES ($1, $2, $3, $4, 0, $5, $6)
+             ON CONFLICT (tenant, subject, purpose) DO UPDATE SET code_mac = excluded.code_mac,
+                attempts = 0, expires_at = excluded.expires_at, created_at = excluded.created_at",
+        )
+        .bind(tenant)
+        .bind(subject)
+        .bind(purpose)
+        .bind(mac)
+        .bind(expires_at)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn code(&self, tenant: &str, subject: &str, purpose: &str) -> Result<Option<CodeRow>> {
+        let r = sqlx::query(
+            "SELECT code_mac, attempts, expires_at FROM codes WHERE tenant = $1 AND subject = $2 AND purpose = $3",
+        )
+        .bind(tenant)
+        .bind(subject)
+        .bind(purpose)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(r.map(|r| CodeRow {
+            code_mac: r.get(0),
+            attempts: r.get::<i64, _>(1) as u32,
+            expires_at: r.get(2),
+        }))
+    }
+
+    async fn consume_code(
+        &self,
+        tenant: &str,
+        subject: &str,
+        purpose: &str,
+        mac: &str,
+        now: i64,
+        max: u32,
+    ) -> Result<bool> {
+        let r = sqlx::query(
+            "DELETE FROM codes WHERE tenant = $1 AND subject = $2 AND purpose = $3 AND code_mac = $4
+                AND expires_at > $5 AND attempts < $6",
+        )
+        .bind(tenant)
+        .bind(subject)
+        .bind(purpose)
+        .bind(mac)
+        .bind(now)
+        .bind(max as i64)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn fail_code(
+        &self,
+        tenant: &str,
+        subject: &str,
+        purpose: &str,
+        now: i64,
+        max: u32,
+    ) -> Result<Option<u32>> {
+        let n: Option<i64> = sqlx::query_scalar(
+            "UPDATE codes SET attempts = attempts + 1
+             WHERE tenant = $1 AND subject = $2 AND purpose = $3 AND expires_at > $4 AND attempts < $5
+             RETURNING attempts",
+        )
+        .bind(tenant)
+        .bind(subject)
+        .bind(purpose)
+        .bind(now)
+        .bind(max as i64)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(n.map(|n| n as u32))
+    }
+
+    async fn delete_code(&self, tenant: &str, subject: &str, purpose: &str) -> Result<()> {
+        sqlx::query("DELETE FROM codes WHERE tenant = $1 AND subject = $2 AND purpose = $3")
+            .bind(tenant)
+            .bind(subject)
+            .bind(purpose)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn insert_verification(&self, v: &VerificationRow) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO verifications (id, tenant, channel, to_masked, username, status, expires_at, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+        )
+        .bind(&v.id)
+        .bind(&v.tenant)
+        .bind(&v.channel)
+        .bind(&v.to)
+        .bind(&v.username)
+        .bind(&v.status)
+        .bind(v.expires_at)
+        .bind(v.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn verification(&self, tenant: &str, id: &str) -> Result<Option<VerificationRow>> {
+        let r = sqlx::query(
+            "SELECT id, tenant, channel, to_masked, username, status, expires_at, created_at
+             FROM verifications WHERE tenant = $1 AND id = $2",
+        )
+        .bind(tenant)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(r.as_ref().map(verification_row))
+    }
+
+    async fn finish_verification(
+        &self,
+        tenant: &str,
+        id: &str,
+        status: &str,
+        now: i64,
+    ) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE verifications SET status = $3, updated_at = $4
+             WHERE tenant = $1 AND id = $2 AND status = 'pending'",
+        )
+        .bind(tenant)
+        .bind(id)
+        .bind(status)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn rate_hit(&self, key: &str, now: i64, window_ms: i64) -> Result<(u64, i64)> {
+        let (count, start): (i64, i64) = sqlx::query_as(
+            "INSERT INTO rate_limits (key, window_start, count) VALUES ($1, $2, 1)
+             ON CONFLICT (key) DO UPDATE SET
+                count = CASE WHEN rate_limits.window_start <= $2 - $3 THEN 1 ELSE rate_limits.count + 1 END,
+                window_start = CASE WHEN rate_limits.window_start <= $2 - $3 THEN $2 ELSE rate_limits.window_start END
+             RETURNING count, window_start",
+        )
+        .bind(key)
+        .bind(now)
+        .bind(window_ms)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((count as u64, start))
+    }
+
+    async fn audit(
+        &self,
+        tenant: &str,
+        actor: &str,
+        action: &str,
+        subject: Option<&str>,
+        detail: Option<&str>,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO audit (tenant, at, actor, action, subject, detail) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(tenant)
+        .bind(now)
+        .bind(actor)
+        .bind(action)
+        .bind(subject)
+        .bind(detail)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn list_audit(&self, tenant: &str, limit: u32) -> Result<Vec<AuditRow>> {
+        let rows = sqlx::query(
+            "SELECT id, at, actor, action, subject, detail FROM audit WHERE tenant = $1 ORDER BY id DESC LIMIT $2",
+        )
+        .bind(tenant)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| AuditRow {
+                id: r.get(0),
+                at: rfc3339(r.get(1)),
+                actor: r.get(2),
+                action: r.get(3),
+                subject: r.get(4),
+                detail: r.get(5),
+            })
+            .collect())
     }
 }

@@ -1,0 +1,128 @@
+//! Server-to-server verification (Twilio Verify style).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::auth::TenantAccess;
+use super::error::{ApiError, ApiJson};
+use super::users::ClientInfo;
+use crate::store::{VerificationRow, rfc3339};
+
+fn view(v: &VerificationRow) -> Value {
+    json!({
+        "id": v.id,
+        "status": v.status,
+        "channel": v.channel,
+        "to": v.to,
+        "username": v.username,
+        "expiresAt": rfc3339(v.expires_at),
+        "createdAt": rfc3339(v.created_at),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Start {
+    username: Option<String>,
+    to: Option<String>,
+    channel: Option<String>,
+}
+
+/// `POST /verifications {username | (to + channel)}` → 201.
+pub async fn start(
+    State(state): State<AppState>,
+    access: TenantAccess,
+    ClientInfo(caller): ClientInfo,
+    ApiJson(b): ApiJson<Start>,
+) -> Result<Response, ApiError> {
+    let v = match (b.username, b.to, b.channel) {
+        (Some(u), None, None) => {
+            state
+                .twofa
+                .start_user_verification(&access.tenant, &u, &caller)
+                .await?
+        }
+        (None, Some(to), Some(ch)) => {
+            state
+                .twofa
+                .start_verification(&access.tenant, &ch, &to, None, &caller)
+                .await?
+        }
+        (None, Some(_), None) => {
+            return Err(ApiError::invalid_params(
+                "channel",
+                "channel is required with to",
+            ));
+        }
+        (None, None, Some(_)) => {
+            return Err(ApiError::invalid_params(
+                "to",
+                "to is required with channel",
+            ));
+        }
+        _ => {
+            return Err(ApiError::invalid_params(
+                "username",
+                "give either username, or to and channel",
+            ));
+        }
+    };
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "success": true, "verification": view(&v) })),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Check {
+    id: String,
+    code: String,
+}
+
+/// `POST /verifications/check {id, code}`: approved | pending | expired |
+/// max_attempts_reached; a verification no longer pending is 404.
+pub async fn check(
+    State(state): State<AppState>,
+    access: TenantAccess,
+    ClientInfo(caller): ClientInfo,
+    ApiJson(b): ApiJson<Check>,
+) -> Result<Json<Value>, ApiError> {
+    let v = state
+        .twofa
+        .check_verification(&access.tenant, &b.id, &b.code, &caller)
+        .await?;
+    Ok(Json(json!({ "success": true, "verification": view(&v) })))
+}
+
+#[derive(Deserialize)]
+pub struct IdParam {
+    id: String,
+}
+
+pub async fn get_one(
+    State(state): State<AppState>,
+    access: TenantAccess,
+    Path(p): Path<IdParam>,
+) -> Result<Json<Value>, ApiError> {
+    let v = state.twofa.verification(&access.tenant, &p.id).await?;
+    Ok(Json(json!({ "success": true, "verification": view(&v) })))
+}
+
+pub async fn cancel(
+    State(state): State<AppState>,
+    access: TenantAccess,
+    Path(p): Path<IdParam>,
+) -> Result<Json<Value>, ApiError> {
+    let v = state
+        .twofa
+        .cancel_verification(&access.tenant, &p.id)
+        .await?;
+    Ok(Json(json!({ "success": true, "verification": view(&v) })))
+}
