@@ -271,43 +271,45 @@ impl Queue {
         }
     }
 
-    async fn execute(&self, d: ClaimedDelivery) {
+    /// One attempt (or a terminal decision without one); returns the status
+    /// recorded, if the record was written.
+    async fn execute(&self, d: ClaimedDelivery) -> Option<DeliveryStatus> {
         let tenant = TenantName::parse(&d.tenant).unwrap_or_else(|_| TenantName::default_tenant());
         let Some(payload) = self.open(&d) else {
-            self.finish(
-                &d,
-                None,
-                Finish::terminal(
-                    DeliveryStatus::Failed,
-                    "stored payload cannot be decrypted (server.secret_key changed?)",
-                ),
-            )
-            .await;
-            return;
+            return self
+                .finish(
+                    &d,
+                    None,
+                    Finish::terminal(
+                        DeliveryStatus::Failed,
+                        "stored payload cannot be decrypted (server.secret_key changed?)",
+                    ),
+                )
+                .await;
         };
         if now_ms() >= d.expires_at {
-            self.finish(
-                &d,
-                None,
-                Finish::terminal(
-                    DeliveryStatus::Expired,
-                    "the code expired before this attempt",
-                ),
-            )
-            .await;
-            return;
+            return self
+                .finish(
+                    &d,
+                    None,
+                    Finish::terminal(
+                        DeliveryStatus::Expired,
+                        "the code expired before this attempt",
+                    ),
+                )
+                .await;
         }
         let Some(channel) = self.registry.get(&tenant, &d.channel) else {
-            self.finish(
-                &d,
-                None,
-                Finish::terminal(
-                    DeliveryStatus::Failed,
-                    &format!("channel `{}` no longer exists", d.channel),
-                ),
-            )
-            .await;
-            return;
+            return self
+                .finish(
+                    &d,
+                    None,
+                    Finish::terminal(
+                        DeliveryStatus::Failed,
+                        &format!("channel `{}` no longer exists", d.channel),
+                    ),
+                )
+                .await;
         };
 
         let started = Instant::now();
@@ -389,10 +391,11 @@ impl Queue {
             }
         }
         let retry_scheduled = finish.next_attempt_at.is_some() || finish.then_enqueue.is_some();
-        self.finish(&d, Some(&channel), finish).await;
+        let recorded = self.finish(&d, Some(&channel), finish).await;
         if retry_scheduled {
             self.wake.notify_one();
         }
+        recorded
     }
 
     /// The fallback channel's delivery, if the channel has one that accepts
@@ -442,7 +445,12 @@ impl Queue {
         })
     }
 
-    async fn finish(&self, d: &ClaimedDelivery, channel: Option<&Channel>, f: Finish) {
+    async fn finish(
+        &self,
+        d: &ClaimedDelivery,
+        channel: Option<&Channel>,
+        f: Finish,
+    ) -> Option<DeliveryStatus> {
         let status = f.status;
         match self.store.finish(&d.id, &self.owner, now_ms(), f).await {
             Ok(true) => {
@@ -453,12 +461,15 @@ impl Queue {
                         .with_label_values(&[&d.tenant, name, status.as_str()])
                         .inc();
                 }
+                Some(status)
             }
             Ok(false) => {
-                tracing::warn!(delivery = %d.id, "lease lost before the outcome was recorded; another worker owns it now")
+                tracing::warn!(delivery = %d.id, "lease lost before the outcome was recorded; another worker owns it now");
+                None
             }
             Err(e) => {
-                tracing::error!(delivery = %d.id, error = %e, "cannot record delivery outcome; the lease will expire and the delivery will be retried")
+                tracing::error!(delivery = %d.id, error = %e, "cannot record delivery outcome; the lease will expire and the delivery will be retried");
+                None
             }
         }
     }
