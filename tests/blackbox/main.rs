@@ -8,4 +8,5 @@ mod cli;
 mod http_senders;
 mod queue;
 mod smtp;
+mod tenants;
 mod twofa;

@@ -147,7 +147,9 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     paths(
         healthz, readyz, metrics, openapi,
         super::deliveries::list, super::deliveries::get_one,
-        super::deliveries::list_channels, super::deliveries::test_channel,
+        super::deliveries::test_channel,
+        super::channels::list, super::channels::get_one, super::channels::put, super::channels::delete,
+        super::admin::create, super::admin::list, super::admin::get_one, super::admin::delete,
         super::users::login, super::users::logout, super::users::me,
         super::users::users_create, super::users::users_info, super::users::users_delete,
         super::users::users_set_two_factor, super::users::update_own_basic_info,
@@ -160,7 +162,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     components(schemas(
         crate::store::DeliveryRecord, crate::store::AttemptRecord, ChannelHealth,
         super::deliveries::TestRequest, super::deliveries::DeliveryResponse,
-        super::deliveries::DeliveryList, super::deliveries::ChannelInfo, super::deliveries::ErrorBody,
+        super::deliveries::DeliveryList, super::deliveries::ErrorBody,
     )),
     modifiers(&BearerAuth, &DefaultTenantPaths),
 )]

@@ -88,16 +88,7 @@ impl From<TwoFaError> for ApiError {
                 .with_details(serde_json::to_value(details).unwrap_or_default());
         }
         match e {
-            TwoFaError::TooManyRequests { retry_after } => {
-                let mut err = ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "error-too-many-requests",
-                    format!("Too many requests; retry in {retry_after} s"),
-                )
-                .with_details(json!({ "retryAfter": retry_after }));
-                err.retry_after = Some(retry_after);
-                err
-            }
+            TwoFaError::TooManyRequests { retry_after } => too_many_requests(retry_after),
             TwoFaError::DeliveryFailed(record) => ApiError::new(
                 StatusCode::BAD_GATEWAY,
                 "error-delivery-failed",
@@ -113,6 +104,18 @@ impl From<TwoFaError> for ApiError {
             }
         }
     }
+}
+
+/// 429 with `Retry-After`.
+pub fn too_many_requests(retry_after: u64) -> ApiError {
+    let mut err = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "error-too-many-requests",
+        format!("Too many requests; retry in {retry_after} s"),
+    )
+    .with_details(json!({ "retryAfter": retry_after }));
+    err.retry_after = Some(retry_after);
+    err
 }
 
 fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {

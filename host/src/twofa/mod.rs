@@ -314,6 +314,9 @@ impl TwoFactor {
                         message: format!("channel `{c}` does not exist"),
                     },
                     QueueError::InvalidSendTo(why) => TwoFaError::InvalidSendTo(why),
+                    QueueError::TooManyRequests { retry_after } => {
+                        TwoFaError::TooManyRequests { retry_after }
+                    }
                     QueueError::Store(e) => TwoFaError::Store(e),
                 });
             }
