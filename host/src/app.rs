@@ -30,6 +30,7 @@ pub struct App {
     pub queue: Arc<Queue>,
     pub metrics: Arc<Metrics>,
     pub twofa: Arc<TwoFactor>,
+    pub keys: Keys,
 }
 
 /// How the admin token was settled at start-up.
@@ -71,11 +72,18 @@ impl App {
                 },
                 lease: Duration::from_secs(config.delivery.lease_seconds),
                 workers: config.delivery.workers as usize,
+                tenant_per_minute: config.limits.tenant_deliveries_per_minute,
+                tenant_concurrency: config.limits.tenant_max_concurrent_deliveries as usize,
             },
         );
+        for (tenant, channel) in
+            crate::delivery::tenant_channels::load_all(store.as_ref(), &keys, &config).await?
+        {
+            registry.set_tenant_channel(&tenant, channel);
+        }
         let twofa = Arc::new(TwoFactor::new(
             store.clone(),
-            keys,
+            keys.clone(),
             queue.clone(),
             registry.clone(),
             config.clone(),
@@ -87,6 +95,7 @@ impl App {
             queue,
             metrics,
             twofa,
+            keys,
         })
     }
 
@@ -153,6 +162,7 @@ pub async fn serve(app: App) -> Result<()> {
         metrics: app.metrics.clone(),
         health: Arc::new(HealthBoard::default()),
         twofa: app.twofa.clone(),
+        keys: app.keys.clone(),
         admin_token_sha256: admin_hash,
         trusted_proxies: config.trusted_proxies(),
     });
@@ -186,6 +196,30 @@ pub async fn serve(app: App) -> Result<()> {
             tokio::select! {
                 _ = health_stop.cancelled() => break,
                 _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+            }
+        }
+    });
+
+    // Tenant channels changed through another host show up within seconds.
+    let sync_state = state.clone();
+    let sync_stop = shutdown.clone();
+    tokio::spawn(async move {
+        let mut seen = sync_state.store.channels_version().await.unwrap_or(0);
+        loop {
+            tokio::select! {
+                _ = sync_stop.cancelled() => break,
+                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            }
+            match sync_state.store.channels_version().await {
+                Ok(v) if v != seen => {
+                    if let Err(e) = sync_state.reload_tenant_channels().await {
+                        tracing::warn!(error = %e, "cannot reload tenant channels");
+                    } else {
+                        seen = v;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot read channels version"),
             }
         }
     });

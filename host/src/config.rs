@@ -332,7 +332,7 @@ impl Default for DeliveryConfig {
             retry_base_ms: 1000,
             retry_max_ms: 60_000,
             lease_seconds: 30,
-            workers: 16,
+            workers: 64,
         }
     }
 }
@@ -614,70 +614,7 @@ impl Config {
             let key = |k: &str| format!("sms_gateway[{i}].{k}");
             check_name(&key("name"), &g.name)?;
             add_name(&g.name, format!("sms_gateway[{i}]"))?;
-            match g.kind.as_str() {
-                "http" => {
-                    check_http_url(&key("url"), &g.url)?;
-                    match g.http_method.to_ascii_uppercase().as_str() {
-                        "GET" | "POST" => {}
-                        other => {
-                            return Err(invalid(
-                                key("http_method"),
-                                format!("`{other}`: allowed values are GET, POST"),
-                            ));
-                        }
-                    }
-                    if g.send_data_as_json && g.http_method.eq_ignore_ascii_case("GET") {
-                        return Err(invalid(
-                            key("send_data_as_json"),
-                            "needs http_method = \"POST\"",
-                        ));
-                    }
-                    check_range(&key("timeout_seconds"), g.timeout_seconds, 1..=120)?;
-                    if !g.proxy.is_empty() {
-                        url::Url::parse(&g.proxy)
-                            .map_err(|e| invalid(key("proxy"), format!("not a URL: {e}")))?;
-                    }
-                    if !g.regexp.is_empty() {
-                        PhoneRewrite::parse(&g.regexp).map_err(|m| invalid(key("regexp"), m))?;
-                    }
-                    for (h, v) in &g.headers {
-                        if reqwest::header::HeaderName::from_bytes(h.as_bytes()).is_err()
-                            || reqwest::header::HeaderValue::from_str(v).is_err()
-                        {
-                            return Err(invalid(
-                                format!("sms_gateway[{i}].headers.{h}"),
-                                "is not a valid HTTP header",
-                            ));
-                        }
-                    }
-                }
-                "smtp" => {
-                    if g.mailto.is_empty() {
-                        return Err(invalid(key("mailto"), "is required for kind = \"smtp\""));
-                    }
-                    if self.smtp.is_none() {
-                        return Err(invalid(
-                            key("kind"),
-                            "kind = \"smtp\" sends through the [smtp] section, which is missing",
-                        ));
-                    }
-                    if !g.regexp.is_empty() {
-                        PhoneRewrite::parse(&g.regexp).map_err(|m| invalid(key("regexp"), m))?;
-                    }
-                }
-                other => {
-                    return Err(invalid(
-                        key("kind"),
-                        format!("`{other}`: allowed values are http, smtp"),
-                    ));
-                }
-            }
-            check_send_to(
-                &key("send_to_type"),
-                &key("send_to_regex"),
-                g.send_to_type,
-                g.send_to_regex.as_deref(),
-            )?;
+            g.validate(&format!("sms_gateway[{i}]"), self.smtp.is_some())?;
         }
 
         for (i, c) in self.channel.iter().enumerate() {
@@ -808,6 +745,80 @@ impl Config {
             check_range(key, v as u64, 1..=1_000_000)?;
         }
         check_range("limits.session_hours", l.session_hours as u64, 1..=24 * 366)?;
+        Ok(())
+    }
+}
+
+impl SmsGatewayConfig {
+    /// Checks one gateway; keys in errors start with `prefix`
+    /// (`sms_gateway[0]` in the file, `config` over the API).
+    pub fn validate(&self, prefix: &str, has_smtp: bool) -> Result<(), ConfigError> {
+        let g = self;
+        let key = |k: &str| format!("{prefix}.{k}");
+        match g.kind.as_str() {
+            "http" => {
+                check_http_url(&key("url"), &g.url)?;
+                match g.http_method.to_ascii_uppercase().as_str() {
+                    "GET" | "POST" => {}
+                    other => {
+                        return Err(invalid(
+                            key("http_method"),
+                            format!("`{other}`: allowed values are GET, POST"),
+                        ));
+                    }
+                }
+                if g.send_data_as_json && g.http_method.eq_ignore_ascii_case("GET") {
+                    return Err(invalid(
+                        key("send_data_as_json"),
+                        "needs http_method = \"POST\"",
+                    ));
+                }
+                check_range(&key("timeout_seconds"), g.timeout_seconds, 1..=120)?;
+                if !g.proxy.is_empty() {
+                    url::Url::parse(&g.proxy)
+                        .map_err(|e| invalid(key("proxy"), format!("not a URL: {e}")))?;
+                }
+                if !g.regexp.is_empty() {
+                    PhoneRewrite::parse(&g.regexp).map_err(|m| invalid(key("regexp"), m))?;
+                }
+                for (h, v) in &g.headers {
+                    if reqwest::header::HeaderName::from_bytes(h.as_bytes()).is_err()
+                        || reqwest::header::HeaderValue::from_str(v).is_err()
+                    {
+                        return Err(invalid(
+                            format!("{prefix}.headers.{h}"),
+                            "is not a valid HTTP header",
+                        ));
+                    }
+                }
+            }
+            "smtp" => {
+                if g.mailto.is_empty() {
+                    return Err(invalid(key("mailto"), "is required for kind = \"smtp\""));
+                }
+                if !has_smtp {
+                    return Err(invalid(
+                        key("kind"),
+                        "kind = \"smtp\" sends through the [smtp] section, which is missing",
+                    ));
+                }
+                if !g.regexp.is_empty() {
+                    PhoneRewrite::parse(&g.regexp).map_err(|m| invalid(key("regexp"), m))?;
+                }
+            }
+            other => {
+                return Err(invalid(
+                    key("kind"),
+                    format!("`{other}`: allowed values are http, smtp"),
+                ));
+            }
+        }
+        check_send_to(
+            &key("send_to_type"),
+            &key("send_to_regex"),
+            g.send_to_type,
+            g.send_to_regex.as_deref(),
+        )?;
         Ok(())
     }
 }

@@ -13,6 +13,7 @@ pub mod crypto;
 pub mod delivery;
 pub mod domain;
 pub mod metrics;
+pub mod netguard;
 pub mod plugin;
 pub mod secret;
 pub mod store;

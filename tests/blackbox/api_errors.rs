@@ -195,6 +195,15 @@ async fn operations_endpoints() {
         "/api/v1/channels/{name}/test",
         "/t/{tenant}/api/v1/deliveries",
         "/t/{tenant}/api/v1/channels/{name}/test",
+        "/api/v1/login",
+        "/api/v1/users.create",
+        "/api/v1/users.2fa.sendEmailCode",
+        "/api/v1/users.2fa.enableTOTP",
+        "/api/v1/users.2fa.confirmChannel",
+        "/api/v1/verifications",
+        "/api/v1/verifications/check",
+        "/t/{tenant}/api/v1/verifications/{id}",
+        "/api/v1/audit",
     ] {
         assert!(paths.contains_key(path), "openapi lacks {path}");
     }

@@ -10,4 +10,5 @@ mod http_senders;
 mod multihost;
 mod queue;
 mod smtp;
+mod tenants;
 mod twofa;

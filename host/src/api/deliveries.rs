@@ -126,37 +126,6 @@ pub async fn get_one(
     }))
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ChannelInfo {
-    pub name: String,
-    /// smtp | pushover | url | sms-http | sms-smtp | plugin
-    pub kind: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fallback: Option<String>,
-}
-
-#[utoipa::path(get, path = "/t/{tenant}/api/v1/channels", tag = "channels",
-    params(("tenant" = String, Path, description = "Tenant name")),
-    security(("bearer" = [])),
-    responses((status = 200, description = "{success, channels:[ChannelInfo]}"), (status = 401, body = ErrorBody)))]
-pub async fn list_channels(
-    State(state): State<AppState>,
-    access: TenantAccess,
-) -> Json<serde_json::Value> {
-    let channels: Vec<ChannelInfo> = state
-        .registry
-        .list(&access.tenant)
-        .iter()
-        .map(|c| ChannelInfo {
-            name: c.name.to_string(),
-            kind: c.sender.kind().to_string(),
-            fallback: c.fallback.as_ref().map(|f| f.to_string()),
-        })
-        .collect();
-    Json(json!({ "success": true, "channels": channels }))
-}
-
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TestRequest {
@@ -215,6 +184,7 @@ pub async fn test_channel(
             ApiError::not_found(format!("No channel named `{name}`"))
         }
         QueueError::InvalidSendTo(why) => ApiError::invalid_send_to(why),
+        QueueError::TooManyRequests { retry_after } => super::users::too_many_requests(retry_after),
         QueueError::Store(e) => ApiError::internal(e),
     })?;
     Ok(delivery_response(delivery))

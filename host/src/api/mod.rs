@@ -1,6 +1,8 @@
 //! The HTTP API: routers per area, the auth extractors and the one error shape.
 
+pub mod admin;
 pub mod auth;
+pub mod channels;
 pub mod deliveries;
 pub mod error;
 pub mod ops;
@@ -40,6 +42,7 @@ pub struct Inner {
     pub metrics: Arc<Metrics>,
     pub health: Arc<HealthBoard>,
     pub twofa: Arc<crate::twofa::TwoFactor>,
+    pub keys: crate::crypto::Keys,
     pub admin_token_sha256: String,
     pub trusted_proxies: Vec<IpNet>,
 }
@@ -54,6 +57,18 @@ impl std::ops::Deref for AppState {
 impl AppState {
     pub fn new(inner: Inner) -> Self {
         Self(Arc::new(inner))
+    }
+
+    /// Rebuilds every tenant channel from the store.
+    pub async fn reload_tenant_channels(&self) -> Result<(), crate::store::StoreError> {
+        let all = crate::delivery::tenant_channels::load_all(
+            self.store.as_ref(),
+            &self.keys,
+            &self.config,
+        )
+        .await?;
+        self.registry.replace_tenant_channels(all);
+        Ok(())
     }
 
     pub fn is_admin_token(&self, token: &str) -> bool {
@@ -94,7 +109,13 @@ fn tenant_routes() -> Router<AppState> {
     Router::new()
         .route("/deliveries", axum::routing::get(deliveries::list))
         .route("/deliveries/{id}", axum::routing::get(deliveries::get_one))
-        .route("/channels", axum::routing::get(deliveries::list_channels))
+        .route("/channels", get(channels::list))
+        .route(
+            "/channels/{name}",
+            get(channels::get_one)
+                .put(channels::put)
+                .delete(channels::delete),
+        )
         .route("/channels/{name}/test", post(deliveries::test_channel))
         .route("/audit", get(users::audit))
         .route("/login", post(users::login))
@@ -137,6 +158,11 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", axum::routing::get(ops::readyz))
         .route("/metrics", axum::routing::get(ops::metrics))
         .route("/openapi.json", axum::routing::get(ops::openapi))
+        .route("/admin/v1/tenants", get(admin::list).post(admin::create))
+        .route(
+            "/admin/v1/tenants/{name}",
+            get(admin::get_one).delete(admin::delete),
+        )
         .nest("/api/v1", tenant_routes())
         .nest("/t/{tenant}/api/v1", tenant_routes())
         .fallback(not_found)

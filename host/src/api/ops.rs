@@ -147,12 +147,22 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     paths(
         healthz, readyz, metrics, openapi,
         super::deliveries::list, super::deliveries::get_one,
-        super::deliveries::list_channels, super::deliveries::test_channel,
+        super::deliveries::test_channel,
+        super::channels::list, super::channels::get_one, super::channels::put, super::channels::delete,
+        super::admin::create, super::admin::list, super::admin::get_one, super::admin::delete,
+        super::users::login, super::users::logout, super::users::me,
+        super::users::users_create, super::users::users_info, super::users::users_delete,
+        super::users::users_set_two_factor, super::users::update_own_basic_info,
+        super::users::send_email_code, super::users::enable_email, super::users::disable_email,
+        super::users::disable_all, super::users::enable_totp, super::users::validate_temp_token,
+        super::users::regenerate_codes, super::users::check_codes_remaining, super::users::disable_totp,
+        super::users::enable_channel, super::users::confirm_channel, super::users::audit,
+        super::verify::start, super::verify::check, super::verify::get_one, super::verify::cancel,
     ),
     components(schemas(
         crate::store::DeliveryRecord, crate::store::AttemptRecord, ChannelHealth,
         super::deliveries::TestRequest, super::deliveries::DeliveryResponse,
-        super::deliveries::DeliveryList, super::deliveries::ChannelInfo, super::deliveries::ErrorBody,
+        super::deliveries::DeliveryList, super::deliveries::ErrorBody,
     )),
     modifiers(&BearerAuth, &DefaultTenantPaths),
 )]
@@ -203,6 +213,16 @@ impl utoipa::Modify for BearerAuth {
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        // A user session is two headers from `login`: X-User-Id and X-Auth-Token.
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Header(
+                utoipa::openapi::security::ApiKeyValue::with_description(
+                    "X-Auth-Token",
+                    "The authToken from login, together with X-User-Id: the userId",
+                ),
+            )),
         );
     }
 }

@@ -88,16 +88,7 @@ impl From<TwoFaError> for ApiError {
                 .with_details(serde_json::to_value(details).unwrap_or_default());
         }
         match e {
-            TwoFaError::TooManyRequests { retry_after } => {
-                let mut err = ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "error-too-many-requests",
-                    format!("Too many requests; retry in {retry_after} s"),
-                )
-                .with_details(json!({ "retryAfter": retry_after }));
-                err.retry_after = Some(retry_after);
-                err
-            }
+            TwoFaError::TooManyRequests { retry_after } => too_many_requests(retry_after),
             TwoFaError::DeliveryFailed(record) => ApiError::new(
                 StatusCode::BAD_GATEWAY,
                 "error-delivery-failed",
@@ -113,6 +104,18 @@ impl From<TwoFaError> for ApiError {
             }
         }
     }
+}
+
+/// 429 with `Retry-After`.
+pub fn too_many_requests(retry_after: u64) -> ApiError {
+    let mut err = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "error-too-many-requests",
+        format!("Too many requests; retry in {retry_after} s"),
+    )
+    .with_details(json!({ "retryAfter": retry_after }));
+    err.retry_after = Some(retry_after);
+    err
 }
 
 fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -185,14 +188,14 @@ fn ok(mut v: Value) -> Json<Value> {
 
 // ---------------------------------------------------------------- login
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum PasswordField {
     Plain(String),
     Digest { digest: String, algorithm: String },
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct LoginBody {
     user: Option<String>,
     username: Option<String>,
@@ -218,14 +221,14 @@ fn login_error(kind: &str, reason: &str, details: Value) -> Response {
         .into_response()
 }
 
+#[utoipa::path(post, path = "/t/{tenant}/api/v1/login", tag = "auth", params(("tenant" = String, Path, description = "Tenant name; /api/v1/… is the `default` tenant")), request_body = LoginBody, responses((status = 200, description = "{status:\"success\", data:{userId, authToken, me}}"), (status = 401, description = "Bad credentials, or totp-required / totp-invalid / totp-max-attempts: {success:false, status:\"error\", error, errorType, message, details:{method, codeGenerated, codeCount, codeExpires, availableMethods}}"), (status = 400, body = super::deliveries::ErrorBody), (status = 429, body = super::deliveries::ErrorBody, description = "Rate limited; see Retry-After")))]
 pub async fn login(
     State(state): State<AppState>,
-    axum::extract::Path(path): axum::extract::Path<std::collections::HashMap<String, String>>,
+    PublicTenant(tenant): PublicTenant,
     ClientInfo(caller): ClientInfo,
     headers: HeaderMap,
     ApiJson(body): ApiJson<LoginBody>,
 ) -> Result<Response, ApiError> {
-    let tenant = tenant_from_path(&state, &path).await?;
     let ident = body
         .user
         .or(body.username)
@@ -278,29 +281,31 @@ pub async fn login(
     }
 }
 
-/// The tenant a route's path names (routes that take no credentials).
-async fn tenant_from_path(
-    state: &AppState,
-    path: &std::collections::HashMap<String, String>,
-) -> Result<TenantName, ApiError> {
-    let tenant = match path.get("tenant") {
-        None => TenantName::default_tenant(),
-        Some(t) => TenantName::parse(t).map_err(|_| ApiError::not_found("Unknown tenant"))?,
-    };
-    state
-        .store
-        .tenant_key_hash(tenant.as_str())
-        .await?
-        .ok_or_else(|| ApiError::not_found("Unknown tenant"))?;
-    Ok(tenant)
+/// The tenant a route's path names, for routes that take no credentials
+/// (`login`, `sendEmailCode`): 404 if it does not exist.
+pub struct PublicTenant(pub TenantName);
+
+impl FromRequestParts<AppState> for PublicTenant {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let tenant = path_tenant(parts, state).await?;
+        state
+            .store
+            .tenant_key_hash(tenant.as_str())
+            .await?
+            .ok_or_else(|| ApiError::not_found("Unknown tenant"))?;
+        Ok(Self(tenant))
+    }
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 pub struct LogoutBody {
     #[serde(default)]
     all: bool,
 }
 
+#[utoipa::path(post, path = "/t/{tenant}/api/v1/logout", tag = "auth", params(("tenant" = String, Path, description = "Tenant name; /api/v1/… is the `default` tenant")), request_body = LogoutBody, security(("session" = [])), responses((status = 200, description = "Success"), (status = 401, body = super::deliveries::ErrorBody, description = "No or bad session"), (status = 400, body = super::deliveries::ErrorBody), (status = 429, body = super::deliveries::ErrorBody, description = "Rate limited; see Retry-After")))]
 /// `logout`: this session; with `{"all": true}` every session of the user (2FA).
 pub async fn logout(
     State(state): State<AppState>,
@@ -330,13 +335,14 @@ pub async fn logout(
     ))
 }
 
+#[utoipa::path(get, path = "/t/{tenant}/api/v1/me", tag = "auth", params(("tenant" = String, Path, description = "Tenant name; /api/v1/… is the `default` tenant")), security(("session" = [])), responses((status = 200, description = "Success"), (status = 401, body = super::deliveries::ErrorBody, description = "No or bad session"), (status = 400, body = super::deliveries::ErrorBody), (status = 429, body = super::deliveries::ErrorBody, description = "Rate limited; see Retry-After")))]
 pub async fn me(State(state): State<AppState>, session: Session) -> Result<Json<Value>, ApiError> {
     Ok(ok(user_json(&state.twofa, &session.user).await?))
 }
 
 // ---------------------------------------------------------------- users (tenant key)
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateUser {
     username: String,
@@ -361,6 +367,7 @@ fn check_username(u: &str) -> Result<(), ApiError> {
     }
 }
 
+#[utoipa::path(post, path = "/t/{tenant}/api/v1/users.create", tag = "users", params(("tenant" = String, Path, description = "Tenant name; /api/v1/… is the `default` tenant")), request_body = CreateUser, security(("bearer" = [])), responses((status = 200, description = "{success, user}"), (status = 409, body = super::deliveries::ErrorBody), (status = 400, body = super::deliveries::ErrorBody), (status = 429, body = super::deliveries::ErrorBody, description = "Rate limited; see Retry-After")))]
 pub async fn users_create(
     State(state): State<AppState>,
     access: TenantAccess,
@@ -431,7 +438,7 @@ pub async fn users_create(
         .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct UsernameQuery {
     username: Option<String>,
 }
@@ -451,6 +458,7 @@ async fn find_user(
         .ok_or_else(|| ApiError::not_found("No such user"))
 }
 
+#[utoipa::path(get, path = "/t/{tenant}/api/v1/users.info", tag = "users", params(("tenant" = String, Path, description = "Tenant name; /api/v1/… is the `default` tenant"), ("username" = String, Query, description = "Username")), security(("bearer" = [])), responses((status = 200, description = "{success, user}"), (status = 404, body = super::deliveries::ErrorBody), (status = 400, body = super::deliveries::ErrorBody), (status = 429, body = super::deliveries::ErrorBody, description = "Rate limited; see Retry-After")))]
 pub async fn users_info(
     State(state): State<AppState>,
     access: TenantAccess,
@@ -460,12 +468,13 @@ pub async fn users_info(
     Ok(ok(json!({ "user": user_json(&state.twofa, &user).await? })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UsernameBody {
     username: String,
 }
 
+#[utoipa::path(post, path = "/t/{tenant}/api/v1/users.delete", tag = "users", params(("tenant" = String, Path, description = "Tenant name; /api/v1/… is the `default` tenant")), request_body = UsernameBody, security(("bearer" = [])), responses((status = 200, description = "Success"), (status = 404, body = super::deliveries::ErrorBody), (status = 400, body = super::deliveries::ErrorBody), (status = 429, body = super::deliveries::ErrorBody, description = "Rate limited; see Retry-After")))]
 pub async fn users_delete(
     State(state): State<AppState>,
     access: TenantAccess,
@@ -490,7 +499,7 @@ pub async fn users_delete(
     Ok(ok(json!({})))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SetTwoFactor {
     username: String,
@@ -508,6 +517,7 @@ fn default_method(state: &AppState) -> Option<String> {
     })
 }
 
+#[utoipa::path(post, path = "/t/{tenant}/api/v1/users.setTwoFactor", tag = "users", params(("tenant" = String, Path, description = "Tenant name; /api/v1/… is the `default` tenant")), request_body = SetTwoFactor, security(("bearer" = [])), responses((status = 200, description = "{success, user}"), (status = 400, body = super::deliveries::ErrorBody), (status = 429, body = super::deliveries::ErrorBody, description = "Rate limited; see Retry-After")))]
 pub async fn users_set_two_factor(
     State(state): State<AppState>,
     access: TenantAccess,
@@ -529,19 +539,19 @@ pub async fn users_set_two_factor(
 
 // ---------------------------------------------------------------- users.2fa.*
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SendEmailCode {
     email_or_username: Option<String>,
 }
 
+#[utoipa::path(post, path = "/t/{tenant}/api/v1/users.2fa.sendEmailCode", tag = "2fa", params(("tenant" = String, Path, description = "Tenant name; /api/v1/… is the `default` tenant")), request_body = SendEmailCode, responses((status = 200, description = "{success:true} whether or not the user exists"), (status = 400, body = super::deliveries::ErrorBody), (status = 429, body = super::deliveries::ErrorBody, description = "Rate limited; see Retry-After")))]
 pub async fn send_email_code(
     State(state): State<AppState>,
-    axum::extract::Path(path): axum::extract::Path<std::collections::HashMap<String, String>>,
+    PublicTenant(tenant): PublicTenant,
     ClientInfo(caller): ClientInfo,
     ApiJson(b): ApiJson<SendEmailCode>,
 ) -> Result<Json<Value>, ApiError> {
-    let tenant = tenant_from_path(&state, &path).await?;
     let who = b
         .email_or_username
         .filter(|s| !s.trim().is_empty())
@@ -560,6 +570,7 @@ pub async fn send_email_code(
     Ok(ok(json!({})))
 }
 
+#[utoipa::path(post, path = "/t/{tenant}/api/v1/users.2fa.enableEmail", tag = "2fa", params(("tenant" = String, Path, description = "Tenant name; /api/v1/… is the `default` tenant")), security(("session" = [])), responses((status = 200, description = "Success"), (status = 401, body = super::deliveries::ErrorBody, description = "No or bad session"), (status = 400, body = super::deliveries::ErrorBody), (status = 429, body = super::deliveries::ErrorBody, description = "Rate limited; see Retry-After")))]
 pub async fn enable_email(
     State(state): State<AppState>,
     session: Session,
@@ -568,6 +579,7 @@ pub async fn enable_email(
     Ok(ok(json!({})))
 }
 
+#[utoipa::path(post, path = "/t/{tenant}/api/v1/users.2fa.disableEmail", tag = "2fa", params(("tenant" = String, Path, description = "Tenant name; /api/v1/… is the `default` tenant")), security(("session" = [])), responses((status = 200, description = "Success"), (status = 401, body = super::deliveries::ErrorBody, description = "No or bad session"), (status = 502, body = super::deliveries::ErrorBody, description = "The code could not be delivered"), (status = 400, body = super::deliveries::ErrorBody), (status = 429, body = super::deliveries::ErrorBody, description = "Rate limited; see Retry-After")))]
 pub async fn disable_email(
     State(state): State<AppState>,
     session: Session,
@@ -583,6 +595,7 @@ pub async fn disable_email(
     Ok(ok(json!({})))
 }
 
+#[utoipa::path(post, path = "/t/{tenant}/api/v1/users.2fa.disable", tag = "2fa", params(("tenant" = String, Path, description = "Tenant name; /api/v1/… is the `default` tenant")), security(("session" = [])), responses((status = 200, description = "Success"), (status = 401, body = super::deliveries::ErrorBody, description = "No or bad session"), (status = 400, body = super::deliveries::ErrorBody), (status = 429, body = super::deliveries::ErrorBody, description = "Rate limited; see Retry-After")))]
 pub async fn disable_all(
     State(state): State<AppState>,
     session: Session,
@@ -595,18 +608,19 @@ pub async fn disable_all(
     Ok(ok(json!({})))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct BasicInfo {
     data: BasicInfoData,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BasicInfoData {
     name: Option<String>,
     email: Option<String>,
 }
 
+#[utoipa::path(post, path = "/t/{tenant}/api/v1/users.updateOwnBasicInfo", tag = "users", params(("tenant" = String, Path, description = "Tenant name; /api/v1/… is the `default` tenant")), request_body = BasicInfo, security(("session" = [])), responses((status = 200, description = "{success, user}; needs x-2fa-code + x-2fa-method"), (status = 400, body = super::deliveries::ErrorBody), (status = 429, body = super::deliveries::ErrorBody, description = "Rate limited; see Retry-After")))]
 pub async fn update_own_basic_info(
     State(state): State<AppState>,
     session: Session,
@@ -643,6 +657,7 @@ pub async fn update_own_basic_info(
     Ok(ok(json!({ "user": user_json(&state.twofa, &user).await? })))
 }
 
+#[utoipa::path(post, path = "/t/{tenant}/api/v1/users.2fa.enableTOTP", tag = "2fa", params(("tenant" = String, Path, description = "Tenant name; /api/v1/… is the `default` tenant")), security(("session" = [])), responses((status = 200, description = "{success, secret, url, qr}"), (status = 400, body = super::deliveries::ErrorBody), (status = 429, body = super::deliveries::ErrorBody, description = "Rate limited; see Retry-After")))]
 pub async fn enable_totp(
     State(state): State<AppState>,
     session: Session,
@@ -651,11 +666,12 @@ pub async fn enable_totp(
     Ok(ok(json!({ "secret": e.secret, "url": e.url, "qr": e.qr })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct CodeBody {
     code: String,
 }
 
+#[utoipa::path(post, path = "/t/{tenant}/api/v1/users.2fa.validateTempToken", tag = "2fa", params(("tenant" = String, Path, description = "Tenant name; /api/v1/… is the `default` tenant")), request_body = CodeBody, security(("session" = [])), responses((status = 200, description = "{success, codes:[12 backup codes]}"), (status = 400, body = super::deliveries::ErrorBody), (status = 429, body = super::deliveries::ErrorBody, description = "Rate limited; see Retry-After")))]
 pub async fn validate_temp_token(
     State(state): State<AppState>,
     session: Session,
@@ -669,6 +685,7 @@ pub async fn validate_temp_token(
     Ok(ok(json!({ "codes": codes })))
 }
 
+#[utoipa::path(post, path = "/t/{tenant}/api/v1/users.2fa.regenerateCodes", tag = "2fa", params(("tenant" = String, Path, description = "Tenant name; /api/v1/… is the `default` tenant")), security(("session" = [])), responses((status = 200, description = "{success, codes}"), (status = 400, body = super::deliveries::ErrorBody), (status = 429, body = super::deliveries::ErrorBody, description = "Rate limited; see Retry-After")))]
 pub async fn regenerate_codes(
     State(state): State<AppState>,
     session: Session,
@@ -681,6 +698,7 @@ pub async fn regenerate_codes(
     Ok(ok(json!({ "codes": codes })))
 }
 
+#[utoipa::path(get, path = "/t/{tenant}/api/v1/users.2fa.checkCodesRemaining", tag = "2fa", params(("tenant" = String, Path, description = "Tenant name; /api/v1/… is the `default` tenant")), security(("session" = [])), responses((status = 200, description = "{success, remaining}"), (status = 400, body = super::deliveries::ErrorBody), (status = 429, body = super::deliveries::ErrorBody, description = "Rate limited; see Retry-After")))]
 pub async fn check_codes_remaining(
     State(state): State<AppState>,
     session: Session,
@@ -689,6 +707,7 @@ pub async fn check_codes_remaining(
     Ok(ok(json!({ "remaining": remaining })))
 }
 
+#[utoipa::path(post, path = "/t/{tenant}/api/v1/users.2fa.disableTOTP", tag = "2fa", params(("tenant" = String, Path, description = "Tenant name; /api/v1/… is the `default` tenant")), security(("session" = [])), responses((status = 200, description = "Success"), (status = 401, body = super::deliveries::ErrorBody, description = "No or bad session"), (status = 400, body = super::deliveries::ErrorBody), (status = 429, body = super::deliveries::ErrorBody, description = "Rate limited; see Retry-After")))]
 pub async fn disable_totp(
     State(state): State<AppState>,
     session: Session,
@@ -704,13 +723,14 @@ pub async fn disable_totp(
     Ok(ok(json!({})))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EnableChannel {
     channel: String,
     send_to: String,
 }
 
+#[utoipa::path(post, path = "/t/{tenant}/api/v1/users.2fa.enableChannel", tag = "2fa", params(("tenant" = String, Path, description = "Tenant name; /api/v1/… is the `default` tenant")), request_body = EnableChannel, security(("session" = [])), responses((status = 200, description = "{success, codeGenerated, codeExpires}"), (status = 400, body = super::deliveries::ErrorBody), (status = 429, body = super::deliveries::ErrorBody, description = "Rate limited; see Retry-After")))]
 pub async fn enable_channel(
     State(state): State<AppState>,
     session: Session,
@@ -726,12 +746,13 @@ pub async fn enable_channel(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct ConfirmChannel {
     channel: String,
     code: String,
 }
 
+#[utoipa::path(post, path = "/t/{tenant}/api/v1/users.2fa.confirmChannel", tag = "2fa", params(("tenant" = String, Path, description = "Tenant name; /api/v1/… is the `default` tenant")), request_body = ConfirmChannel, security(("session" = [])), responses((status = 200, description = "{success, user}"), (status = 400, body = super::deliveries::ErrorBody), (status = 429, body = super::deliveries::ErrorBody, description = "Rate limited; see Retry-After")))]
 pub async fn confirm_channel(
     State(state): State<AppState>,
     session: Session,
@@ -748,11 +769,12 @@ pub async fn confirm_channel(
 
 // ---------------------------------------------------------------- audit
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct LimitQuery {
     limit: Option<u32>,
 }
 
+#[utoipa::path(get, path = "/t/{tenant}/api/v1/audit", tag = "audit", params(("tenant" = String, Path, description = "Tenant name; /api/v1/… is the `default` tenant"), ("limit" = Option<u32>, Query, description = "1..=1000, default 100")), security(("bearer" = [])), responses((status = 200, description = "{success, entries:[{id, at, actor, action, subject, detail}]}"), (status = 400, body = super::deliveries::ErrorBody), (status = 429, body = super::deliveries::ErrorBody, description = "Rate limited; see Retry-After")))]
 pub async fn audit(
     State(state): State<AppState>,
     access: TenantAccess,

@@ -14,6 +14,8 @@ pub struct ClientOptions<'a> {
     pub timeout: Duration,
     pub check_ssl: bool,
     pub proxy: Option<&'a str>,
+    /// Tenant channels: resolve to public addresses only.
+    pub public_only: bool,
 }
 
 pub fn client(o: ClientOptions<'_>) -> Result<reqwest::Client, String> {
@@ -23,6 +25,9 @@ pub fn client(o: ClientOptions<'_>) -> Result<reqwest::Client, String> {
         .connect_timeout(o.timeout.min(Duration::from_secs(5)))
         .user_agent(concat!("postern/", env!("CARGO_PKG_VERSION")))
         .danger_accept_invalid_certs(!o.check_ssl);
+    if o.public_only {
+        b = b.dns_resolver(std::sync::Arc::new(crate::netguard::PublicOnlyResolver));
+    }
     match o.proxy.filter(|p| !p.is_empty()) {
         Some(p) => {
             let proxy = reqwest::Proxy::all(p).map_err(|e| format!("invalid proxy: {e}"))?;

@@ -14,6 +14,7 @@ pub mod sms_http;
 pub mod sms_smtp;
 pub mod smtp;
 pub mod template;
+pub mod tenant_channels;
 pub mod url;
 
 use std::fmt;

@@ -18,12 +18,13 @@ pub struct PushoverSender {
 }
 
 impl PushoverSender {
-    pub fn new(c: &PushoverConfig) -> Result<Self, String> {
+    pub fn new(c: &PushoverConfig, public_only: bool) -> Result<Self, String> {
         Ok(Self {
             client: http::client(ClientOptions {
                 timeout: Duration::from_secs(c.timeout_seconds),
                 check_ssl: true,
                 proxy: None,
+                public_only,
             })?,
             api_url: c.api_url.clone(),
             api_token: c.api_token.clone(),

@@ -35,6 +35,8 @@ pub enum QueueError {
     UnknownChannel(String),
     #[error("invalid send-to: {0}")]
     InvalidSendTo(String),
+    #[error("tenant delivery quota reached; retry in {retry_after} s")]
+    TooManyRequests { retry_after: u64 },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -63,6 +65,10 @@ pub struct QueueSettings {
     pub backoff: Backoff,
     pub lease: Duration,
     pub workers: usize,
+    /// `limits.tenant_deliveries_per_minute`: new deliveries per tenant.
+    pub tenant_per_minute: u32,
+    /// `limits.tenant_max_concurrent_deliveries`: attempts in flight per tenant.
+    pub tenant_concurrency: usize,
 }
 
 pub struct Queue {
@@ -75,6 +81,8 @@ pub struct Queue {
     owner: String,
     wake: Notify,
     slots: Arc<Semaphore>,
+    /// Per-tenant budgets, so one tenant's slow channel cannot take every slot.
+    tenant_slots: std::sync::Mutex<std::collections::HashMap<String, Arc<Semaphore>>>,
     tasks: TaskTracker,
 }
 
@@ -99,12 +107,20 @@ impl Queue {
             owner: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
             wake: Notify::new(),
             slots: Arc::new(Semaphore::new(settings.workers)),
+            tenant_slots: Default::default(),
             tasks: TaskTracker::new(),
         })
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    fn tenant_slots(&self, tenant: &str) -> Arc<Semaphore> {
+        let mut map = self.tenant_slots.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(tenant.to_string())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.settings.tenant_concurrency)))
+            .clone()
     }
 
     fn seal(&self, id: &str, payload: &Payload) -> Vec<u8> {
@@ -134,6 +150,14 @@ impl Queue {
             .await
             .map_err(QueueError::InvalidSendTo)?;
         let now = now_ms();
+        let (count, window_start) = self
+            .store
+            .rate_hit(&format!("tenant-deliveries:{}", req.tenant), now, 60_000)
+            .await?;
+        if count > u64::from(self.settings.tenant_per_minute) {
+            let retry_after = ((window_start + 60_000 - now) / 1000).max(1) as u64;
+            return Err(QueueError::TooManyRequests { retry_after });
+        }
         let id = format!("dlv_{}", uuid::Uuid::new_v4().simple());
         let lease_until = now + self.settings.lease.as_millis() as i64;
         let send_to_masked = mask_destination(&req.message.send_to);
@@ -201,9 +225,26 @@ impl Queue {
             let Ok(permit) = self.slots.clone().acquire_owned().await else {
                 break;
             };
+            // A tenant at its concurrency budget waits its turn without
+            // holding a shared slot.
+            let Ok(tenant_permit) = self.tenant_slots(&d.tenant).try_acquire_owned() else {
+                drop(permit);
+                let later = Finish {
+                    attempt: None,
+                    status: DeliveryStatus::Queued,
+                    next_attempt_at: Some(now_ms() + 200),
+                    provider_id: None,
+                    log: None,
+                    then_enqueue: None,
+                };
+                if let Err(e) = self.store.finish(&d.id, &self.owner, now_ms(), later).await {
+                    tracing::warn!(delivery = %d.id, error = %e, "cannot defer delivery");
+                }
+                continue;
+            };
             let me = self.clone();
             self.tasks.spawn(async move {
-                let _permit = permit;
+                let _permits = (permit, tenant_permit);
                 me.execute(d).await;
             });
         }

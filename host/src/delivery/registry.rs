@@ -33,39 +33,78 @@ impl Channel {
     }
 }
 
+type ChannelMap = HashMap<(TenantName, ChannelName), Arc<Channel>>;
+
+/// File channels (fixed at start-up) and tenant channels (changed over the
+/// API, re-read when another host changes them).
 #[derive(Default)]
 pub struct Registry {
-    channels: RwLock<HashMap<(TenantName, ChannelName), Arc<Channel>>>,
+    file: RwLock<ChannelMap>,
+    tenant: RwLock<ChannelMap>,
+}
+
+fn read(m: &RwLock<ChannelMap>) -> std::sync::RwLockReadGuard<'_, ChannelMap> {
+    m.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write(m: &RwLock<ChannelMap>) -> std::sync::RwLockWriteGuard<'_, ChannelMap> {
+    m.write().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Registry {
+    /// A channel from the config file.
     pub fn insert(&self, tenant: &TenantName, channel: Channel) {
-        let mut map = self.channels.write().unwrap_or_else(|e| e.into_inner());
-        map.insert((tenant.clone(), channel.name.clone()), Arc::new(channel));
+        write(&self.file).insert((tenant.clone(), channel.name.clone()), Arc::new(channel));
+    }
+
+    pub fn is_file_channel(&self, tenant: &TenantName, name: &ChannelName) -> bool {
+        read(&self.file).contains_key(&(tenant.clone(), name.clone()))
+    }
+
+    pub fn set_tenant_channel(&self, tenant: &TenantName, channel: Channel) {
+        write(&self.tenant).insert((tenant.clone(), channel.name.clone()), Arc::new(channel));
+    }
+
+    pub fn remove_tenant_channel(&self, tenant: &TenantName, name: &ChannelName) {
+        write(&self.tenant).remove(&(tenant.clone(), name.clone()));
+    }
+
+    pub fn replace_tenant_channels(&self, channels: Vec<(TenantName, Channel)>) {
+        let map = channels
+            .into_iter()
+            .map(|(t, c)| ((t, c.name.clone()), Arc::new(c)))
+            .collect();
+        *write(&self.tenant) = map;
     }
 
     pub fn get(&self, tenant: &TenantName, name: &str) -> Option<Arc<Channel>> {
-        let name = ChannelName::parse(name).ok()?;
-        let map = self.channels.read().unwrap_or_else(|e| e.into_inner());
-        map.get(&(tenant.clone(), name)).cloned()
+        let key = (tenant.clone(), ChannelName::parse(name).ok()?);
+        let file = read(&self.file).get(&key).cloned();
+        file.or_else(|| read(&self.tenant).get(&key).cloned())
     }
 
     pub fn list(&self, tenant: &TenantName) -> Vec<Arc<Channel>> {
-        let map = self.channels.read().unwrap_or_else(|e| e.into_inner());
-        let mut v: Vec<_> = map
-            .iter()
-            .filter(|((t, _), _)| t == tenant)
-            .map(|(_, c)| c.clone())
+        let mut v: Vec<_> = self
+            .all()
+            .into_iter()
+            .filter(|(t, _)| t == tenant)
+            .map(|(_, c)| c)
             .collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
         v
     }
 
     pub fn all(&self) -> Vec<(TenantName, Arc<Channel>)> {
-        let map = self.channels.read().unwrap_or_else(|e| e.into_inner());
-        map.iter()
+        let mut v: Vec<_> = read(&self.file)
+            .iter()
             .map(|((t, _), c)| (t.clone(), c.clone()))
-            .collect()
+            .collect();
+        v.extend(
+            read(&self.tenant)
+                .iter()
+                .map(|((t, _), c)| (t.clone(), c.clone())),
+        );
+        v
     }
 }
 
@@ -113,7 +152,9 @@ pub fn file_channels(
     if let Some(p) = &cfg.pushover {
         out.push(Channel {
             name: name("pushover")?,
-            sender: Arc::new(PushoverSender::new(p).map_err(|e| format!("[pushover]: {e}"))?),
+            sender: Arc::new(
+                PushoverSender::new(p, false).map_err(|e| format!("[pushover]: {e}"))?,
+            ),
             rule: rule_for(None, None, "api.two_fa_send_to_regex")?,
             fallback: None,
             secrets: vec![p.api_token.clone()],
@@ -131,6 +172,7 @@ pub fn file_channels(
                 cfg.server.base_url.as_deref().unwrap_or_default(),
                 api.two_fa_url_signing_secret.clone(),
                 Duration::from_secs(api.url_timeout_seconds),
+                false,
             )?),
             rule: rule_for(None, None, "api.two_fa_send_to_regex")?,
             fallback: None,
@@ -140,7 +182,7 @@ pub fn file_channels(
     for (i, g) in cfg.sms_gateway.iter().enumerate() {
         let key = format!("sms_gateway[{i}]");
         let sender: Arc<dyn Sender> = match g.kind.as_str() {
-            "http" => Arc::new(SmsHttpSender::new(g).map_err(|e| format!("{key}: {e}"))?),
+            "http" => Arc::new(SmsHttpSender::new(g, false).map_err(|e| format!("{key}: {e}"))?),
             _ => {
                 let mailer = mailer
                     .clone()

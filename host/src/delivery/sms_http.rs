@@ -39,7 +39,7 @@ pub struct SmsHttpSender {
 }
 
 impl SmsHttpSender {
-    pub fn new(g: &SmsGatewayConfig) -> Result<Self, String> {
+    pub fn new(g: &SmsGatewayConfig, public_only: bool) -> Result<Self, String> {
         let to_json = |m: &BTreeMap<String, toml::Value>| -> Result<_, String> {
             m.iter()
                 .map(|(k, v)| {
@@ -69,6 +69,7 @@ impl SmsHttpSender {
                 timeout: Duration::from_secs(g.timeout_seconds),
                 check_ssl: g.check_ssl,
                 proxy: Some(&g.proxy),
+                public_only,
             })?,
             url: g.url.clone(),
             encoding,
@@ -202,7 +203,7 @@ mod tests {
             .insert("to".into(), toml::Value::String("[\"{phone}\"]".into()));
         g.options
             .insert("otp".into(), toml::Value::String("{otp}".into()));
-        SmsHttpSender::new(&g).unwrap()
+        SmsHttpSender::new(&g, false).unwrap()
     }
 
     #[test]

@@ -24,12 +24,14 @@ impl UrlSender {
         base_url: &str,
         signing_secret: Option<Secret>,
         timeout: Duration,
+        public_only: bool,
     ) -> Result<Self, String> {
         Ok(Self {
             client: http::client(ClientOptions {
                 timeout,
                 check_ssl: true,
                 proxy: None,
+                public_only,
             })?,
             url: url.to_string(),
             base_url: base_url.to_string(),

@@ -249,6 +249,24 @@ pub struct AuditRow {
     pub detail: Option<String>,
 }
 
+/// A channel a tenant configured over the API.
+#[derive(Debug, Clone)]
+pub struct ChannelRow {
+    pub tenant: String,
+    pub name: String,
+    pub kind: String,
+    pub config: String,
+    pub secrets: Option<Vec<u8>>,
+    pub secret_keys: String,
+    pub plugin: Option<String>,
+    pub allowed_hosts: String,
+    pub send_to_type: Option<String>,
+    pub send_to_regex: Option<String>,
+    pub fallback: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync {
     async fn ping(&self) -> Result<()>;
@@ -261,6 +279,16 @@ pub trait Store: Send + Sync {
     async fn create_tenant(&self, name: &str, api_key_hash: Option<&str>, now: i64) -> Result<()>;
     async fn ensure_tenant(&self, name: &str, now: i64) -> Result<()>;
     async fn list_tenants(&self) -> Result<Vec<TenantRow>>;
+    /// Deletes a tenant and everything it owns; false if there was none.
+    async fn delete_tenant(&self, name: &str) -> Result<bool>;
+
+    /// Inserts or replaces a tenant channel and bumps `channels_version`.
+    async fn put_channel(&self, c: &ChannelRow) -> Result<()>;
+    async fn delete_channel(&self, tenant: &str, name: &str) -> Result<bool>;
+    /// One tenant's channels, or every tenant's with `None`.
+    async fn channels(&self, tenant: Option<&str>) -> Result<Vec<ChannelRow>>;
+    /// Changes whenever any tenant channel changes (for other hosts to notice).
+    async fn channels_version(&self) -> Result<i64>;
     /// `None`: no such tenant; `Some(None)`: a tenant without an API key.
     async fn tenant_key_hash(&self, name: &str) -> Result<Option<Option<String>>>;
     async fn tenant_by_key_hash(&self, hash: &str) -> Result<Option<String>>;

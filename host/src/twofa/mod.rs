@@ -314,6 +314,9 @@ impl TwoFactor {
                         message: format!("channel `{c}` does not exist"),
                     },
                     QueueError::InvalidSendTo(why) => TwoFaError::InvalidSendTo(why),
+                    QueueError::TooManyRequests { retry_after } => {
+                        TwoFaError::TooManyRequests { retry_after }
+                    }
                     QueueError::Store(e) => TwoFaError::Store(e),
                 });
             }
@@ -523,7 +526,7 @@ impl TwoFactor {
                 return Err(TwoFaError::Required(details));
             };
             self.limit_checks(user, caller).await?;
-            let ok = password::verify_digest(code, hash);
+            let ok = password::verify_digest_blocking(code.clone(), Some(hash.clone())).await;
             self.audit(
                 &user.tenant,
                 &user.username,
@@ -641,14 +644,14 @@ impl TwoFactor {
         } else {
             self.store.user_by_username(tenant.as_str(), ident).await?
         };
+        // Unknown users cost one verification too, so timing does not tell.
+        let ok = password::verify_digest_blocking(
+            digest.to_string(),
+            user.as_ref().and_then(|u| u.password_hash.clone()),
+        )
+        .await;
         let user = match user {
-            Some(u)
-                if u.password_hash
-                    .as_deref()
-                    .is_some_and(|h| password::verify_digest(digest, h)) =>
-            {
-                u
-            }
+            Some(u) if ok => u,
             Some(u) => {
                 self.audit(
                     tenant.as_str(),
@@ -660,10 +663,7 @@ impl TwoFactor {
                 .await;
                 return Err(LoginError::BadCredentials);
             }
-            None => {
-                password::burn();
-                return Err(LoginError::BadCredentials);
-            }
+            None => return Err(LoginError::BadCredentials),
         };
         self.require(&user, supplied, caller, false).await?;
         let token = random_token("");

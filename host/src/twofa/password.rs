@@ -31,6 +31,19 @@ pub fn verify_digest(digest: &str, stored: &str) -> bool {
         .is_ok()
 }
 
+/// [`verify_digest`] off the async threads: argon2 takes tens of milliseconds.
+pub async fn verify_digest_blocking(digest: String, stored: Option<String>) -> bool {
+    tokio::task::spawn_blocking(move || match stored {
+        Some(h) => verify_digest(&digest, &h),
+        None => {
+            burn();
+            false
+        }
+    })
+    .await
+    .unwrap_or(false)
+}
+
 /// Spends the time of one verification, so unknown users cost as much as
 /// known ones.
 pub fn burn() {
