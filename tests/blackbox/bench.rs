@@ -26,7 +26,8 @@ fn config(sink: &Sink) -> String {
     format!(
         "[server]\nbase_url = \"https://2fa.example.com\"\n\
          [api]\ntwo_fa_token_delivery = \"{}\"\n\
-         [limits]\nsends_per_destination = 10000\nchecks_per_ip_per_minute = 1000000\n",
+         [limits]\nsends_per_destination = 10000\nchecks_per_ip_per_minute = 1000000\n\
+         tenant_deliveries_per_minute = 1000000\n",
         sink.url()
     )
 }

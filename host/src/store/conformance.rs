@@ -10,8 +10,8 @@ use futures::future::join_all;
 use sqlx::Connection;
 
 use super::{
-    AttemptRow, DeliveryFilter, DeliveryStatus, Finish, NewDelivery, PgStore, SqliteStore, Store,
-    UserRow,
+    AttemptRow, ChannelRow, DeliveryFilter, DeliveryStatus, Finish, NewDelivery, PgStore,
+    SqliteStore, Store, UserRow,
 };
 
 const NOW: i64 = 1_800_000_000_000;
@@ -343,5 +343,38 @@ async fn totp_steps_only_move_forward_and_users_round_trip() {
             "{}",
             p.name
         );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_channel_change_on_one_host_is_seen_by_the_other() {
+    for p in backends().await {
+        let before = p.b.channels_version().await.unwrap();
+        p.a.create_tenant("acme", Some("hash"), NOW).await.unwrap();
+        let c = ChannelRow {
+            tenant: "acme".into(),
+            name: "hook".into(),
+            kind: "url".into(),
+            config: "{}".into(),
+            secrets: Some(vec![1, 2, 3]),
+            secret_keys: "[]".into(),
+            plugin: None,
+            allowed_hosts: "[]".into(),
+            send_to_type: None,
+            send_to_regex: None,
+            fallback: None,
+            created_at: NOW,
+            updated_at: NOW,
+        };
+        p.a.put_channel(&c).await.unwrap();
+        let after = p.b.channels_version().await.unwrap();
+        assert!(after > before, "{}: {before} -> {after}", p.name);
+        let seen = p.b.channels(Some("acme")).await.unwrap();
+        assert_eq!(seen.len(), 1, "{}", p.name);
+        assert_eq!(seen[0].secrets.as_deref(), Some(&[1u8, 2, 3][..]));
+        assert_eq!(p.b.channels(None).await.unwrap().len(), 1);
+        assert!(p.b.delete_tenant("acme").await.unwrap());
+        assert!(p.a.channels(None).await.unwrap().is_empty(), "{}", p.name);
+        assert!(p.a.channels_version().await.unwrap() > after);
     }
 }

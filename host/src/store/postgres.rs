@@ -15,8 +15,8 @@ use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{ConnectOptions, Connection, PgPool, Postgres, Row};
 
 use super::{
-    AttemptRecord, AuditRow, ClaimedDelivery, CodeRow, DeliveryFilter, DeliveryRecord, Finish,
-    MethodRow, NewDelivery, Result, Store, StoreError, TenantRow, TotpRow, UserRow,
+    AttemptRecord, AuditRow, ChannelRow, ClaimedDelivery, CodeRow, DeliveryFilter, DeliveryRecord,
+    Finish, MethodRow, NewDelivery, Result, Store, StoreError, TenantRow, TotpRow, UserRow,
     VerificationRow, rfc3339,
 };
 
@@ -162,6 +162,18 @@ fn verification_row(r: &PgRow) -> VerificationRow {
     }
 }
 
+/// Other hosts poll this to reload tenant channels; bumped in the same
+/// transaction as the change, so they never see the change without it.
+async fn bump_channels_version(tx: &mut sqlx::Transaction<'_, Postgres>) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO settings (key, value) VALUES ('channels_version', '1')
+         ON CONFLICT (key) DO UPDATE SET value = (settings.value::bigint + 1)::text",
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
@@ -301,6 +313,116 @@ impl Store for PgStore {
                 created_at: r.get(1),
             })
             .collect())
+    }
+
+    async fn delete_tenant(&self, name: &str) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        for table in [
+            "delivery_attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE tenant = $1)",
+            "deliveries WHERE tenant = $1",
+            "sessions WHERE tenant = $1",
+            "codes WHERE tenant = $1",
+            "backup_codes WHERE tenant = $1",
+            "user_totp WHERE tenant = $1",
+            "user_methods WHERE tenant = $1",
+            "users WHERE tenant = $1",
+            "verifications WHERE tenant = $1",
+            "tenant_channels WHERE tenant = $1",
+            "audit WHERE tenant = $1",
+        ] {
+            sqlx::query(&format!("DELETE FROM {table}"))
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let r = sqlx::query("DELETE FROM tenants WHERE name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        bump_channels_version(&mut tx).await?;
+        tx.commit().await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn put_channel(&self, c: &ChannelRow) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO tenant_channels (tenant, name, kind, config, secrets, secret_keys, plugin,
+                allowed_hosts, send_to_type, send_to_regex, fallback, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+             ON CONFLICT (tenant, name) DO UPDATE SET kind = excluded.kind, config = excluded.config,
+                secrets = excluded.secrets, secret_keys = excluded.secret_keys, plugin = excluded.plugin,
+                allowed_hosts = excluded.allowed_hosts, send_to_type = excluded.send_to_type,
+                send_to_regex = excluded.send_to_regex, fallback = excluded.fallback,
+                updated_at = excluded.updated_at",
+        )
+        .bind(&c.tenant)
+        .bind(&c.name)
+        .bind(&c.kind)
+        .bind(&c.config)
+        .bind(&c.secrets)
+        .bind(&c.secret_keys)
+        .bind(&c.plugin)
+        .bind(&c.allowed_hosts)
+        .bind(&c.send_to_type)
+        .bind(&c.send_to_regex)
+        .bind(&c.fallback)
+        .bind(c.created_at)
+        .bind(c.updated_at)
+        .execute(&mut *tx)
+        .await?;
+        bump_channels_version(&mut tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn delete_channel(&self, tenant: &str, name: &str) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let r = sqlx::query("DELETE FROM tenant_channels WHERE tenant = $1 AND name = $2")
+            .bind(tenant)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        bump_channels_version(&mut tx).await?;
+        tx.commit().await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn channels(&self, tenant: Option<&str>) -> Result<Vec<ChannelRow>> {
+        let rows = sqlx::query(
+            "SELECT tenant, name, kind, config, secrets, secret_keys, plugin, allowed_hosts,
+                send_to_type, send_to_regex, fallback, created_at, updated_at
+             FROM tenant_channels WHERE ($1::text IS NULL OR tenant = $1) ORDER BY tenant, name",
+        )
+        .bind(tenant)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| ChannelRow {
+                tenant: r.get(0),
+                name: r.get(1),
+                kind: r.get(2),
+                config: r.get(3),
+                secrets: r.get(4),
+                secret_keys: r.get(5),
+                plugin: r.get(6),
+                allowed_hosts: r.get(7),
+                send_to_type: r.get(8),
+                send_to_regex: r.get(9),
+                fallback: r.get(10),
+                created_at: r.get(11),
+                updated_at: r.get(12),
+            })
+            .collect())
+    }
+
+    async fn channels_version(&self) -> Result<i64> {
+        let v: Option<String> =
+            sqlx::query_scalar("SELECT value FROM settings WHERE key = 'channels_version'")
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(v.and_then(|v| v.parse().ok()).unwrap_or(0))
     }
 
     async fn tenant_key_hash(&self, name: &str) -> Result<Option<Option<String>>> {

@@ -55,6 +55,37 @@ impl TestDb {
         }))
     }
 
+    /// Every row of every table as text, followed by the decoded bytes of
+    /// every BYTEA value (which text shows as `\x` + hex).
+    pub async fn dump(&self) -> Vec<u8> {
+        let mut conn = sqlx::PgConnection::connect(&self.url).await.unwrap();
+        let tables: Vec<String> = sqlx::query_scalar(
+            "SELECT quote_ident(table_name) FROM information_schema.tables
+             WHERE table_schema = 'public' AND table_type = 'BASE TABLE'",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        let mut text = String::new();
+        for t in tables {
+            let rows: Vec<String> =
+                sqlx::query_scalar(&format!("SELECT CAST(t AS text) FROM {t} t"))
+                    .fetch_all(&mut conn)
+                    .await
+                    .unwrap();
+            for r in rows {
+                text.push_str(&r);
+                text.push('\n');
+            }
+        }
+        let mut out = text.clone().into_bytes();
+        for run in text.split("\\x").skip(1) {
+            let hex: String = run.chars().take_while(|c| c.is_ascii_hexdigit()).collect();
+            out.extend(hex::decode(&hex[..hex.len() / 2 * 2]).unwrap_or_default());
+        }
+        out
+    }
+
     /// The environment a `postern` process needs to use this database.
     pub fn env(&self) -> Vec<(String, String)> {
         vec![

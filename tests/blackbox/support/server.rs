@@ -144,6 +144,20 @@ impl Postern {
         }
     }
 
+    /// Everything the store holds, as bytes: the SQLite files, or every
+    /// row of every table on PostgreSQL (BYTEA values decoded), for tests
+    /// that prove a secret is not stored in clear.
+    pub async fn stored_bytes(&self) -> Vec<u8> {
+        match &self.db {
+            Some(db) => db.dump().await,
+            None => ["postern.db", "postern.db-wal"]
+                .iter()
+                .filter_map(|f| std::fs::read(self.dir.path().join("data").join(f)).ok())
+                .flatten()
+                .collect(),
+        }
+    }
+
     /// Everything the process printed (stdout and stderr).
     pub fn logs(&self) -> String {
         self.output.lock().unwrap().clone()
