@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::support::eventually;
 use crate::support::pg::{self, TestDb};
-use crate::support::server::Postern;
+use crate::support::server::{Postern, run_cli};
 use crate::support::sink::Sink;
 
 const DELIVERIES: usize = 1000;
@@ -29,11 +29,40 @@ fn config(sink: &Sink, limits: &str) -> String {
     )
 }
 
+/// Both hosts start at once on an empty database: the migrations run once.
 async fn two_hosts(config: &str) -> (Postern, Postern, Arc<TestDb>) {
     let db = TestDb::create().await.expect("the PostgreSQL pass");
-    let a = Postern::start_on(config, Some(db.clone()), &[]).await;
-    let b = Postern::start_on(config, Some(db.clone()), &[]).await;
+    let (a, b) = tokio::join!(
+        Postern::start_on(config, Some(db.clone()), &[]),
+        Postern::start_on(config, Some(db.clone()), &[]),
+    );
     (a, b, db)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_settings_are_checked_at_start_up() {
+    // No PostgreSQL needed: nothing listens on port 1.
+    let dir = tempfile::tempdir().unwrap();
+    let url = (
+        "POSTERN_SERVER__DATABASE_URL",
+        "postgres://postern:pw@127.0.0.1:1/postern",
+    );
+    let (code, _, err) = run_cli(dir.path(), &["serve"], &[url]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("server.secret_key") && err.contains("every host"),
+        "{err}"
+    );
+    let key = ("POSTERN_SERVER__SECRET_KEY", pg::SECRET_KEY);
+    let listen = ("POSTERN_SERVER__LISTEN", "127.0.0.1:0");
+    let (code, out, err) = run_cli(dir.path(), &["serve"], &[url, key, listen]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("server.database_url")
+            && err.contains("cannot connect to PostgreSQL at 127.0.0.1:1/postern"),
+        "{err}"
+    );
+    assert!(!err.contains(":pw@"), "the password leaked: {err}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -75,6 +104,7 @@ async fn two_hosts_share_the_queue_and_a_killed_hosts_deliveries_arrive_once() {
     )
     .await;
     a.kill9();
+    let killed_at = chrono::Utc::now().timestamp_millis();
     let at_kill = sink.delivered();
     assert!(
         at_kill < DELIVERIES as u64,
@@ -105,8 +135,10 @@ async fn two_hosts_share_the_queue_and_a_killed_hosts_deliveries_arrive_once() {
 
     let hits = sink.hits();
     let mut ok_per_address: HashMap<&str, usize> = HashMap::new();
+    let mut first_ok: HashMap<&str, i64> = HashMap::new();
     for h in hits.iter().filter(|h| h.status == 200) {
         *ok_per_address.entry(&h.email).or_default() += 1;
+        first_ok.entry(&h.email).or_insert(h.at_ms);
     }
     for i in 0..DELIVERIES {
         assert!(
@@ -117,6 +149,12 @@ async fn two_hosts_share_the_queue_and_a_killed_hosts_deliveries_arrive_once() {
     // Only a send A had in flight when it was killed (the provider took it,
     // the record did not) may arrive twice: at most one per worker slot.
     let duplicates: usize = ok_per_address.values().map(|n| n - 1).sum();
+    for (email, n) in &ok_per_address {
+        assert!(
+            *n == 1 || first_ok[email] <= killed_at,
+            "{email} got {n} sends, the first after the kill: not A's in-flight attempt"
+        );
+    }
     assert!(
         duplicates <= WORKERS,
         "{duplicates} duplicate sends; at most {WORKERS} (A's in-flight attempts) are possible"
