@@ -469,6 +469,7 @@ impl Config {
         }
         let db = self.database_url();
         if crate::store::is_postgres_url(&db) {
+            crate::store::check_postgres_url(&db).map_err(|e| invalid("server.database_url", e))?;
             // A key generated into each host's data_dir would differ per
             // host: no host could open another's payloads or check its codes.
             if self.server.secret_key.as_ref().is_none_or(|k| k.is_empty()) {
@@ -1256,6 +1257,18 @@ secure = false
             "[server]\ndatabase_url = \"postgresql://db/postern\"\nsecret_key = \"{key}\"\n"
         ))
         .unwrap();
+        let e = load_env(
+            "[server]\ndatabase_url = \"postgres://u:hunter2@db/p?max_connections=x\"\n",
+            &[("POSTERN_SERVER__SECRET_KEY", key)],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("server.database_url")
+                && e.contains("max_connections")
+                && !e.contains("hunter2"),
+            "{e}"
+        );
         let e = load("[server]\ndatabase_url = \"mysql://db/postern\"\n")
             .unwrap_err()
             .to_string();

@@ -51,6 +51,11 @@ pub fn is_postgres_url(database_url: &str) -> bool {
     database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")
 }
 
+/// Checks a PostgreSQL URL without connecting (for config validation).
+pub fn check_postgres_url(database_url: &str) -> std::result::Result<(), String> {
+    postgres::parse_url(database_url).map(|_| ())
+}
+
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TenantRow {

@@ -20,11 +20,13 @@ use super::{
     VerificationRow, rfc3339,
 };
 
-/// Connections per host. Each request and each delivery attempt holds one
-/// only for the length of a statement or a short transaction, so this
-/// serves `delivery.workers = 16` plus API traffic, and eight hosts stay
-/// under PostgreSQL's default `max_connections = 100`.
-const MAX_CONNECTIONS: u32 = 12;
+/// Connections per host unless the URL says `?max_connections=N`. Each
+/// request and each delivery attempt holds one only for a statement or a
+/// short transaction, so this serves `delivery.workers = 16` plus API
+/// traffic, and five hosts stay under PostgreSQL's default
+/// `max_connections = 100`.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 16;
+const POOL_PARAM: &str = "max_connections";
 /// How long a request waits for a free connection before it fails.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long start-up waits for the server before giving up.
@@ -44,11 +46,38 @@ fn describe(opts: &PgConnectOptions) -> String {
     )
 }
 
+/// Splits postern's own `max_connections` parameter off a PostgreSQL URL
+/// and parses the rest: (connect options, pool size). The error names what
+/// is wrong, never the password.
+pub fn parse_url(url: &str) -> std::result::Result<(PgConnectOptions, u32), String> {
+    let mut parsed = url::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
+    let mut max = DEFAULT_MAX_CONNECTIONS;
+    let mut rest = Vec::new();
+    for (k, v) in parsed.query_pairs() {
+        if k == POOL_PARAM {
+            max = v
+                .parse()
+                .ok()
+                .filter(|n| (1..=1000).contains(n))
+                .ok_or_else(|| format!("`{POOL_PARAM}={v}`: allowed 1..=1000"))?;
+        } else {
+            rest.push((k.into_owned(), v.into_owned()));
+        }
+    }
+    if rest.is_empty() {
+        parsed.set_query(None);
+    } else {
+        parsed.query_pairs_mut().clear().extend_pairs(rest);
+    }
+    let opts = PgConnectOptions::from_str(parsed.as_str())
+        .map_err(|e| format!("not a PostgreSQL URL: {e}"))?
+        .application_name("postern");
+    Ok((opts, max))
+}
+
 impl PgStore {
     pub async fn open(url: &str) -> Result<Self> {
-        let opts = PgConnectOptions::from_str(url)
-            .map_err(|e| StoreError::Other(format!("not a PostgreSQL URL: {e}")))?
-            .application_name("postern");
+        let (opts, max_connections) = parse_url(url).map_err(StoreError::Other)?;
         let target = describe(&opts);
         // One direct connection first: the pool would retry a refused
         // connection until its timeout and report only "timed out".
@@ -68,7 +97,7 @@ impl PgStore {
             }
         }
         let pool = PgPoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
+            .max_connections(max_connections)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .idle_timeout(Duration::from_secs(300))
             .connect_with(opts)
@@ -233,6 +262,27 @@ impl PgStore {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pool_size_comes_off_the_url() {
+        let (o, n) =
+            parse_url("postgres://u:pw@db:6432/postern?max_connections=40&sslmode=disable")
+                .unwrap();
+        assert_eq!(
+            (o.get_host(), o.get_port(), o.get_database(), n),
+            ("db", 6432, Some("postern"), 40)
+        );
+        let (_, n) = parse_url("postgresql://db/postern").unwrap();
+        assert_eq!(n, DEFAULT_MAX_CONNECTIONS);
+        let e = parse_url("postgres://u:secret@db/p?max_connections=0").unwrap_err();
+        assert!(e.contains("1..=1000") && !e.contains("secret"), "{e}");
+        assert!(parse_url("postgres://db/p?sslmode=bogus").is_err());
     }
 }
 
