@@ -265,27 +265,6 @@ impl PgStore {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_pool_size_comes_off_the_url() {
-        let (o, n) =
-            parse_url("postgres://u:pw@db:6432/postern?max_connections=40&sslmode=disable")
-                .unwrap();
-        assert_eq!(
-            (o.get_host(), o.get_port(), o.get_database(), n),
-            ("db", 6432, Some("postern"), 40)
-        );
-        let (_, n) = parse_url("postgresql://db/postern").unwrap();
-        assert_eq!(n, DEFAULT_MAX_CONNECTIONS);
-        let e = parse_url("postgres://u:secret@db/p?max_connections=0").unwrap_err();
-        assert!(e.contains("1..=1000") && !e.contains("secret"), "{e}");
-        assert!(parse_url("postgres://db/p?sslmode=bogus").is_err());
-    }
-}
-
 #[async_trait]
 impl Store for PgStore {
     async fn ping(&self) -> Result<()> {
@@ -1176,5 +1155,26 @@ impl Store for PgStore {
                 detail: r.get(5),
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pool_size_comes_off_the_url() {
+        let (o, n) =
+            parse_url("postgres://u:pw@db:6432/postern?max_connections=40&sslmode=disable")
+                .unwrap();
+        assert_eq!(
+            (o.get_host(), o.get_port(), o.get_database(), n),
+            ("db", 6432, Some("postern"), 40)
+        );
+        let (_, n) = parse_url("postgresql://db/postern").unwrap();
+        assert_eq!(n, DEFAULT_MAX_CONNECTIONS);
+        let e = parse_url("postgres://u:secret@db/p?max_connections=0").unwrap_err();
+        assert!(e.contains("1..=1000") && !e.contains("secret"), "{e}");
+        assert!(parse_url("postgres://db/p?sslmode=bogus").is_err());
     }
 }
