@@ -27,7 +27,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::uri::Scheme;
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::BodyExt;
+use http_body_util::{BodyExt, Full};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 use tokio_rustls::TlsConnector;
@@ -186,7 +186,12 @@ impl WasiHttpHooks for Egress {
         _fut: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
     ) -> SendFuture {
         match self.admit(&request) {
-            Err(e) => Box::new(async move { Err(e) }),
+            // Take the guest's body first, so that its writes succeed and it
+            // sees the typed error rather than a closed stream.
+            Err(e) => Box::new(async move {
+                let _ = collect_body(request.into_body()).await;
+                Err(e)
+            }),
             Ok(target) => {
                 let policy = self.policy.clone();
                 let journal = self.journal.clone();
@@ -194,6 +199,22 @@ impl WasiHttpHooks for Egress {
             }
         }
     }
+}
+
+/// The guest's whole request body (≤ [`MAX_REQUEST_BODY`]). Buffering it
+/// keeps the guest's stream open until it has finished writing, whatever
+/// the connection does, and gives hyper an exact length.
+async fn collect_body(mut body: WasiBody) -> Result<Bytes, HttpError> {
+    let mut buf = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame?.into_data() {
+            if (buf.len() + data.len()) as u64 > MAX_REQUEST_BODY {
+                return Err(HttpError::HttpRequestBodySize(Some((buf.len() + data.len()) as u64)));
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(buf.freeze())
 }
 
 /// Why an address may not be reached, or `None` if it is a public unicast
@@ -315,7 +336,7 @@ async fn send(
     policy: Arc<EgressPolicy>,
     journal: Journal,
     target: Target,
-    mut request: http::Request<WasiBody>,
+    request: http::Request<WasiBody>,
     options: Option<RequestOptions>,
 ) -> Result<
     (
@@ -324,6 +345,12 @@ async fn send(
     ),
     HttpError,
 > {
+    // The body first: the guest finishes writing before any outcome.
+    let (parts, body) = request.into_parts();
+    let body = tokio::time::timeout(policy.wall, collect_body(body))
+        .await
+        .map_err(|_| HttpError::ConnectionWriteTimeout)??;
+
     let connect_timeout = clamp(options.and_then(|o| o.connect_timeout), MAX_CONNECT.min(policy.wall));
     let first_byte = clamp(options.and_then(|o| o.first_byte_timeout), policy.wall);
     let between_bytes = clamp(options.and_then(|o| o.between_bytes_timeout), policy.wall);
@@ -387,12 +414,13 @@ async fn send(
     let _ = tcp.set_nodelay(true);
 
     // Only the path goes on the wire; Host is the allow-listed authority.
-    let path = request
-        .uri()
+    let mut parts = parts;
+    let path = parts
+        .uri
         .path_and_query()
         .map_or("/", |p| p.as_str())
         .to_string();
-    *request.uri_mut() = path.parse().map_err(|_| HttpError::HttpRequestUriInvalid)?;
+    parts.uri = path.parse().map_err(|_| HttpError::HttpRequestUriInvalid)?;
     let host_header = if (target.https && target.port == 443) || (!target.https && target.port == 80) {
         host_for_url(&target.host)
     } else {
@@ -400,13 +428,13 @@ async fn send(
     };
     let host_value =
         http::HeaderValue::from_str(&host_header).map_err(|_| HttpError::HttpRequestUriInvalid)?;
-    request.headers_mut().insert(http::header::HOST, host_value);
-    let request = request.map(|b| CappedRequestBody { inner: b, seen: 0 });
+    parts.headers.insert(http::header::HOST, host_value);
+    let request = http::Request::from_parts(parts, Full::new(body));
 
     let handshake = |io| {
         hyper::client::conn::http1::Builder::new()
             .max_buf_size(MAX_RESPONSE_HEAD)
-            .handshake::<_, CappedRequestBody>(io)
+            .handshake::<_, Full<Bytes>>(io)
     };
     let (mut sender, conn) = if target.https {
         let name = match target.host.parse::<IpAddr>() {
@@ -502,39 +530,6 @@ trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static 
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static> Io for T {}
 type BoxIo = Box<dyn Io>;
 
-/// The guest's request body, capped at [`MAX_REQUEST_BODY`].
-struct CappedRequestBody {
-    inner: WasiBody,
-    seen: u64,
-}
-
-impl Body for CappedRequestBody {
-    type Data = Bytes;
-    type Error = HttpError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
-        let frame = ready!(Pin::new(&mut self.inner).poll_frame(cx));
-        if let Some(Ok(f)) = &frame
-            && let Some(data) = f.data_ref()
-        {
-            self.seen += data.len() as u64;
-            if self.seen > MAX_REQUEST_BODY {
-                return Poll::Ready(Some(Err(HttpError::HttpRequestBodySize(Some(self.seen)))));
-            }
-        }
-        Poll::Ready(frame)
-    }
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
 /// The provider's response body: capped at `max_http_response_bytes`, with
 /// a between-bytes timeout.
 struct CappedResponseBody {
@@ -579,7 +574,7 @@ impl Body for CappedResponseBody {
                             self.shown, self.limit, self.limit
                         );
                         self.journal.host_line(line);
-                        return Poll::Ready(Some(Err(HttpError::HttpResponseBodySize(Some(self.seen)))));
+                        return Poll::Ready(Some(Err(HttpError::HttpResponseBodySize(Some(self.limit)))));
                     }
                 }
                 let next = Instant::now() + self.between_bytes;
