@@ -27,7 +27,10 @@ use postern::plugin::{ChannelSandbox, PluginRuntime};
 use postern::secret::Secret;
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn wasm(name: &str) -> Vec<u8> {
@@ -63,7 +66,11 @@ fn us(d: Duration) -> String {
     format!("{:.1} µs", d.as_secs_f64() * 1e6)
 }
 
-async fn overhead(rt: &Arc<PluginRuntime>, concurrency: usize, iters: usize) -> (Duration, Duration, f64) {
+async fn overhead(
+    rt: &Arc<PluginRuntime>,
+    concurrency: usize,
+    iters: usize,
+) -> (Duration, Duration, f64) {
     let plugin = rt.load(wasm("noop")).await.expect("noop");
     let sender: Arc<dyn Sender> = rt.sender(plugin, ChannelSandbox::default());
     // Warm up the pool and the caches.
@@ -93,7 +100,11 @@ async fn overhead(rt: &Arc<PluginRuntime>, concurrency: usize, iters: usize) -> 
     }
     let wall = start.elapsed();
     all.sort();
-    (percentile(&all, 0.5), percentile(&all, 0.99), all.len() as f64 / wall.as_secs_f64())
+    (
+        percentile(&all, 0.5),
+        percentile(&all, 0.99),
+        all.len() as f64 / wall.as_secs_f64(),
+    )
 }
 
 /// A minimal fake Bot API: counts `sendMessage` calls, answers like Telegram.
@@ -110,7 +121,9 @@ async fn fake_bot_api() -> (SocketAddr, Arc<AtomicU64>) {
             )
         }
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
@@ -153,7 +166,11 @@ async fn script(base: &str, n: usize) -> Option<f64> {
     let cmd = format!(
         "curl -fs -X POST -H 'Content-Type: application/json' -d '{body}' '{url}' > /dev/null"
     );
-    let probe = tokio::process::Command::new("sh").args(["-c", &cmd]).status().await.ok()?;
+    let probe = tokio::process::Command::new("sh")
+        .args(["-c", &cmd])
+        .status()
+        .await
+        .ok()?;
     if !probe.success() {
         return None;
     }

@@ -54,7 +54,8 @@ impl App {
         let plugins = crate::plugin::FileChannelPlugins::load(&config)
             .await
             .map_err(anyhow::Error::msg)?;
-        let channels = file_channels(&config, &|c| plugins.sender(c)).map_err(anyhow::Error::msg)?;
+        let channels =
+            file_channels(&config, &|c| plugins.sender(c)).map_err(anyhow::Error::msg)?;
         for c in channels {
             registry.insert(&TenantName::default_tenant(), c);
         }

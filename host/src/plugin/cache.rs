@@ -73,7 +73,9 @@ impl CompileCache {
         bytes.extend_from_slice(artifact);
         let name = self.name(sha256);
         let tmp = format!("{name}.{:016x}.tmp", rand::random::<u64>());
-        self.dir.write(&tmp, &bytes).map_err(|e| format!("write: {e}"))?;
+        self.dir
+            .write(&tmp, &bytes)
+            .map_err(|e| format!("write: {e}"))?;
         self.dir
             .rename(&tmp, &self.dir, &name)
             .map_err(|e| format!("rename: {e}"))

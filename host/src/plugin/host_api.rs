@@ -9,8 +9,8 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use tokio::io::AsyncWrite;
-use wasmtime::component::ResourceTable;
 use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -31,7 +31,10 @@ const MAX_LINE_BYTES: usize = 4096;
 pub(crate) struct ChannelVars(BTreeMap<String, Secret>);
 
 impl ChannelVars {
-    pub(crate) fn new(config: &BTreeMap<String, String>, secrets: &BTreeMap<String, Secret>) -> Self {
+    pub(crate) fn new(
+        config: &BTreeMap<String, String>,
+        secrets: &BTreeMap<String, Secret>,
+    ) -> Self {
         let mut vars: BTreeMap<String, Secret> = config
             .iter()
             .map(|(k, v)| (k.clone(), Secret::new(v.clone())))
@@ -205,7 +208,10 @@ impl Journal {
         let mut j = self.lock();
         let message = message.trim_end_matches(['\n', '\r']);
         let (message, cut) = match message.len() > MAX_LINE_BYTES {
-            true => (floor_str(message, MAX_LINE_BYTES), message.len() - MAX_LINE_BYTES),
+            true => (
+                floor_str(message, MAX_LINE_BYTES),
+                message.len() - MAX_LINE_BYTES,
+            ),
             false => (message, 0),
         };
         j.push(&format!("[{level}] {message}"));
@@ -360,7 +366,11 @@ impl OutputStream for CaptureStream {
 }
 
 impl AsyncWrite for CaptureStream {
-    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         self.journal.stream_bytes(self.stream, buf);
         Poll::Ready(Ok(buf.len()))
     }
@@ -388,7 +398,9 @@ mod tests {
         assert!(log.starts_with("[info] hello\n"), "{log}");
         assert!(log.contains("[postern] log truncated: "), "{log}");
         assert!(log.contains("(plugins.max_log_bytes = 64)"), "{log}");
-        assert!(log.ends_with("[postern] denied: request to http://evil.example:80: not in allowedHosts\n"));
+        assert!(log.ends_with(
+            "[postern] denied: request to http://evil.example:80: not in allowedHosts\n"
+        ));
         assert!(j.denial().is_some());
     }
 

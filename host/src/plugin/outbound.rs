@@ -209,7 +209,9 @@ async fn collect_body(mut body: WasiBody) -> Result<Bytes, HttpError> {
     while let Some(frame) = body.frame().await {
         if let Ok(data) = frame?.into_data() {
             if (buf.len() + data.len()) as u64 > MAX_REQUEST_BODY {
-                return Err(HttpError::HttpRequestBodySize(Some((buf.len() + data.len()) as u64)));
+                return Err(HttpError::HttpRequestBodySize(Some(
+                    (buf.len() + data.len()) as u64,
+                )));
             }
             buf.extend_from_slice(&data);
         }
@@ -329,7 +331,9 @@ fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
 }
 
 fn clamp(asked: Option<Duration>, max: Duration) -> Duration {
-    asked.map_or(max, |d| d.min(max)).max(Duration::from_millis(1))
+    asked
+        .map_or(max, |d| d.min(max))
+        .max(Duration::from_millis(1))
 }
 
 async fn send(
@@ -351,7 +355,10 @@ async fn send(
         .await
         .map_err(|_| HttpError::ConnectionWriteTimeout)??;
 
-    let connect_timeout = clamp(options.and_then(|o| o.connect_timeout), MAX_CONNECT.min(policy.wall));
+    let connect_timeout = clamp(
+        options.and_then(|o| o.connect_timeout),
+        MAX_CONNECT.min(policy.wall),
+    );
     let first_byte = clamp(options.and_then(|o| o.first_byte_timeout), policy.wall);
     let between_bytes = clamp(options.and_then(|o| o.between_bytes_timeout), policy.wall);
 
@@ -421,11 +428,12 @@ async fn send(
         .map_or("/", |p| p.as_str())
         .to_string();
     parts.uri = path.parse().map_err(|_| HttpError::HttpRequestUriInvalid)?;
-    let host_header = if (target.https && target.port == 443) || (!target.https && target.port == 80) {
-        host_for_url(&target.host)
-    } else {
-        format!("{}:{}", host_for_url(&target.host), target.port)
-    };
+    let host_header =
+        if (target.https && target.port == 443) || (!target.https && target.port == 80) {
+            host_for_url(&target.host)
+        } else {
+            format!("{}:{}", host_for_url(&target.host), target.port)
+        };
     let host_value =
         http::HeaderValue::from_str(&host_header).map_err(|_| HttpError::HttpRequestUriInvalid)?;
     parts.headers.insert(http::header::HOST, host_value);
@@ -442,13 +450,17 @@ async fn send(
             Err(_) => ServerName::try_from(target.host.clone())
                 .map_err(|_| HttpError::HttpRequestUriInvalid)?,
         };
-        let tls = tokio::time::timeout_at(deadline, TlsConnector::from(policy.tls.clone()).connect(name, tcp))
-            .await
-            .map_err(|_| HttpError::ConnectionTimeout)?
-            .map_err(HttpError::Tls)?;
-        let (s, c) = tokio::time::timeout_at(deadline, handshake(TokioIo::new(Box::new(tls) as BoxIo)))
-            .await
-            .map_err(|_| HttpError::ConnectionTimeout)??;
+        let tls = tokio::time::timeout_at(
+            deadline,
+            TlsConnector::from(policy.tls.clone()).connect(name, tcp),
+        )
+        .await
+        .map_err(|_| HttpError::ConnectionTimeout)?
+        .map_err(HttpError::Tls)?;
+        let (s, c) =
+            tokio::time::timeout_at(deadline, handshake(TokioIo::new(Box::new(tls) as BoxIo)))
+                .await
+                .map_err(|_| HttpError::ConnectionTimeout)??;
         (s, c)
     } else {
         tokio::time::timeout_at(deadline, handshake(TokioIo::new(Box::new(tcp) as BoxIo)))
@@ -469,9 +481,7 @@ async fn send(
                     Ok(r) => r.map_err(HttpError::from),
                 });
             }
-            if !conn_done
-                && let Poll::Ready(r) = conn.as_mut().poll(cx)
-            {
+            if !conn_done && let Poll::Ready(r) = conn.as_mut().poll(cx) {
                 conn_done = true;
                 if let Err(e) = r {
                     return Poll::Ready(Err(HttpError::from(e)));
@@ -574,7 +584,9 @@ impl Body for CappedResponseBody {
                             self.shown, self.limit, self.limit
                         );
                         self.journal.host_line(line);
-                        return Poll::Ready(Some(Err(HttpError::HttpResponseBodySize(Some(self.limit)))));
+                        return Poll::Ready(Some(Err(HttpError::HttpResponseBodySize(Some(
+                            self.limit,
+                        )))));
                     }
                 }
                 let next = Instant::now() + self.between_bytes;
@@ -606,7 +618,12 @@ mod tests {
 
     #[test]
     fn public_addresses_pass() {
-        for ip in ["149.154.167.220", "1.1.1.1", "2606:4700::1111", "2001:4860:4860::8888"] {
+        for ip in [
+            "149.154.167.220",
+            "1.1.1.1",
+            "2606:4700::1111",
+            "2001:4860:4860::8888",
+        ] {
             assert_eq!(refused(ip, false), None, "{ip}");
         }
     }
@@ -614,9 +631,20 @@ mod tests {
     #[test]
     fn private_ranges_need_allow_private() {
         for ip in [
-            "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.1.1", "100.64.0.1",
-            "::1", "fd12::1", "fe80::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1", "64:ff9b::7f00:1",
-            "2002:c0a8:0101::1", "198.18.0.1",
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.1.1",
+            "100.64.0.1",
+            "::1",
+            "fd12::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "64:ff9b::7f00:1",
+            "2002:c0a8:0101::1",
+            "198.18.0.1",
         ] {
             assert!(refused(ip, false).is_some(), "{ip}");
             assert_eq!(refused(ip, true), None, "{ip}");
@@ -626,11 +654,23 @@ mod tests {
     #[test]
     fn metadata_and_special_addresses_are_always_refused() {
         for ip in [
-            "169.254.169.254", "::ffff:169.254.169.254", "fd00:ec2::254", "0.0.0.0", "::",
-            "255.255.255.255", "224.0.0.1", "ff02::1", "240.0.0.1", "192.0.2.1", "2001:db8::1",
+            "169.254.169.254",
+            "::ffff:169.254.169.254",
+            "fd00:ec2::254",
+            "0.0.0.0",
+            "::",
+            "255.255.255.255",
+            "224.0.0.1",
+            "ff02::1",
+            "240.0.0.1",
+            "192.0.2.1",
+            "2001:db8::1",
         ] {
             assert!(refused(ip, true).is_some(), "{ip}");
         }
-        assert_eq!(refused("169.254.169.254", true), Some("a cloud metadata address"));
+        assert_eq!(
+            refused("169.254.169.254", true),
+            Some("a cloud metadata address")
+        );
     }
 }

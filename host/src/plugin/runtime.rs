@@ -18,9 +18,13 @@ use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi_http::WasiHttpCtx;
 
 use super::allowed_hosts::AllowList;
-use super::bindings::{Deliverer, DelivererPre, DeliveryError, Message, PluginInfo as WitInfo, Receipt};
+use super::bindings::{
+    Deliverer, DelivererPre, DeliveryError, Message, PluginInfo as WitInfo, Receipt,
+};
 use super::cache::CompileCache;
-use super::host_api::{CaptureStream, ChannelVars, CpuMeter, Journal, MemoryLimiter, State, Stream};
+use super::host_api::{
+    CaptureStream, ChannelVars, CpuMeter, Journal, MemoryLimiter, State, Stream,
+};
 use super::outbound::{Egress, EgressPolicy, tls_config};
 use super::vet::{self, PluginError};
 use crate::config::PluginsConfig;
@@ -204,7 +208,8 @@ impl PluginRuntime {
             None => None,
         };
         let tls = tls_config().map_err(PluginError::Runtime)?;
-        spawn_ticker(&engine).map_err(|e| PluginError::Runtime(format!("cannot start the epoch ticker: {e}")))?;
+        spawn_ticker(&engine)
+            .map_err(|e| PluginError::Runtime(format!("cannot start the epoch ticker: {e}")))?;
         Ok(Arc::new(Self {
             engine,
             linker,
@@ -289,23 +294,34 @@ impl PluginRuntime {
         // SAFETY: `artifact` was produced by `precompile_component` of this
         // engine just now, or read back from our cache after its HMAC (keyed
         // by a secret only this host holds) verified: the host wrote it.
-        let component = unsafe { Component::deserialize(&self.engine, &artifact) }
-            .map_err(|e| PluginError::Runtime(format!("loading compiled plugin: {}", first_line(&e))))?;
+        let component =
+            unsafe { Component::deserialize(&self.engine, &artifact) }.map_err(|e| {
+                PluginError::Runtime(format!("loading compiled plugin: {}", first_line(&e)))
+            })?;
 
         let ty = component.component_type();
-        let imports: Vec<String> = ty.imports(&self.engine).map(|(n, _)| n.to_string()).collect();
+        let imports: Vec<String> = ty
+            .imports(&self.engine)
+            .map(|(n, _)| n.to_string())
+            .collect();
         if let Some(bad) = imports.iter().find(|n| !vet::is_granted_import(n)) {
             return Err(PluginError::UngrantedImport(bad.clone()));
         }
         if let Some(why) = vet::missing_exports(ty.exports(&self.engine).map(|(n, _)| n)) {
             return Err(PluginError::WrongWorld(why));
         }
-        let pre = self
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| PluginError::WrongWorld(format!("imports do not match what postern provides: {}", first_line(&e))))?;
-        let pre = DelivererPre::new(pre)
-            .map_err(|e| PluginError::WrongWorld(format!("exports do not match postern:plugin/deliverer: {}", first_line(&e))))?;
+        let pre = self.linker.instantiate_pre(&component).map_err(|e| {
+            PluginError::WrongWorld(format!(
+                "imports do not match what postern provides: {}",
+                first_line(&e)
+            ))
+        })?;
+        let pre = DelivererPre::new(pre).map_err(|e| {
+            PluginError::WrongWorld(format!(
+                "exports do not match postern:plugin/deliverer: {}",
+                first_line(&e)
+            ))
+        })?;
         Ok((pre, imports))
     }
 
@@ -358,7 +374,12 @@ impl PluginRuntime {
     }
 
     /// One call in a fresh instance, bounded by every limit.
-    pub(crate) async fn call(&self, pre: &DelivererPre<State>, sandbox: &Sandbox, call: Call) -> Run {
+    pub(crate) async fn call(
+        &self,
+        pre: &DelivererPre<State>,
+        sandbox: &Sandbox,
+        call: Call,
+    ) -> Run {
         let mut store = self.new_store(sandbox);
         let work = async {
             let instance = pre
@@ -371,7 +392,10 @@ impl PluginRuntime {
                     .call_validate_recipient(&mut store, to)
                     .await
                     .map(Returned::Validated),
-                Call::Deliver(m) => instance.call_deliver(&mut store, m).await.map(Returned::Delivered),
+                Call::Deliver(m) => instance
+                    .call_deliver(&mut store, m)
+                    .await
+                    .map(Returned::Delivered),
             };
             r.map_err(|e| (false, e))
         };

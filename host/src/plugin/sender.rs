@@ -15,7 +15,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::bindings::{DeliveryError, Message as WitMessage};
-use super::runtime::{Call, ChannelSandbox, Failure, LoadedPlugin, PluginRuntime, Returned, Sandbox};
+use super::runtime::{
+    Call, ChannelSandbox, Failure, LoadedPlugin, PluginRuntime, Returned, Sandbox,
+};
 use crate::delivery::{Message, OutcomeClass, SendOutcome, Sender};
 
 pub struct PluginSender {
@@ -26,7 +28,11 @@ pub struct PluginSender {
 
 impl PluginRuntime {
     /// A channel's sender: `plugin` running with what `sandbox` grants.
-    pub fn sender(self: &Arc<Self>, plugin: Arc<LoadedPlugin>, sandbox: ChannelSandbox) -> Arc<PluginSender> {
+    pub fn sender(
+        self: &Arc<Self>,
+        plugin: Arc<LoadedPlugin>,
+        sandbox: ChannelSandbox,
+    ) -> Arc<PluginSender> {
         Arc::new(PluginSender {
             runtime: self.clone(),
             sandbox: self.sandbox(&sandbox),
@@ -50,7 +56,11 @@ impl Sender for PluginSender {
     async fn validate_recipient(&self, send_to: &str) -> Result<(), String> {
         let run = self
             .runtime
-            .call(&self.plugin.pre, &self.sandbox, Call::Validate(send_to.to_string()))
+            .call(
+                &self.plugin.pre,
+                &self.sandbox,
+                Call::Validate(send_to.to_string()),
+            )
             .await;
         match run.result {
             Ok(Returned::Validated(r)) => r,
@@ -86,11 +96,15 @@ impl Sender for PluginSender {
             }
             Ok(Returned::Delivered(Err(e))) => {
                 let (class, said) = match e {
-                    DeliveryError::Unavailable(m) => (OutcomeClass::Transient, format!("unavailable: {m}")),
+                    DeliveryError::Unavailable(m) => {
+                        (OutcomeClass::Transient, format!("unavailable: {m}"))
+                    }
                     DeliveryError::InvalidRecipient(m) => {
                         (OutcomeClass::Permanent, format!("invalid recipient: {m}"))
                     }
-                    DeliveryError::Rejected(m) => (OutcomeClass::Permanent, format!("rejected: {m}")),
+                    DeliveryError::Rejected(m) => {
+                        (OutcomeClass::Permanent, format!("rejected: {m}"))
+                    }
                     DeliveryError::Misconfigured(m) => {
                         (OutcomeClass::Permanent, format!("misconfigured: {m}"))
                     }
@@ -107,9 +121,14 @@ impl Sender for PluginSender {
             Err(f) => {
                 let class = match f {
                     Failure::WallTimeout | Failure::Start(_) => OutcomeClass::Transient,
-                    Failure::CpuBudget | Failure::Memory | Failure::Trap(_) => OutcomeClass::Permanent,
+                    Failure::CpuBudget | Failure::Memory | Failure::Trap(_) => {
+                        OutcomeClass::Permanent
+                    }
                 };
-                SendOutcome::new(class, format!("{} ({name})", f.detail(&self.runtime.limits)))
+                SendOutcome::new(
+                    class,
+                    format!("{} ({name})", f.detail(&self.runtime.limits)),
+                )
             }
         };
         outcome.log = run.journal.render();

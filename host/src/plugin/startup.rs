@@ -117,7 +117,12 @@ pub async fn check_file(cfg: &PluginsConfig, path: &Path) -> Result<String, Stri
     if i.config_keys.is_empty() {
         let _ = writeln!(out, "  (none)");
     }
-    let width = i.config_keys.iter().map(|k| k.name.len()).max().unwrap_or(0);
+    let width = i
+        .config_keys
+        .iter()
+        .map(|k| k.name.len())
+        .max()
+        .unwrap_or(0);
     for k in &i.config_keys {
         let mut flags = vec![if k.required { "required" } else { "optional" }];
         if k.secret {

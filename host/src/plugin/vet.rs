@@ -13,13 +13,17 @@ pub enum PluginError {
         "a core WebAssembly module, not a component: build for wasm32-wasip2 (or wrap it with `wasm-tools component new`)"
     )]
     CoreModule,
-    #[error("{size} bytes is over the plugin size limit of {limit} bytes (plugins.max_upload_bytes)")]
+    #[error(
+        "{size} bytes is over the plugin size limit of {limit} bytes (plugins.max_upload_bytes)"
+    )]
     TooLarge { size: u64, limit: u64 },
     #[error("not a valid component: {0}")]
     Invalid(String),
     #[error("wrong world: {0}")]
     WrongWorld(String),
-    #[error("imports `{0}`, which postern does not grant (allowed: postern:plugin, wasi:cli/io/clocks/random/filesystem@0.2, wasi:http/types+outgoing-handler@0.2)")]
+    #[error(
+        "imports `{0}`, which postern does not grant (allowed: postern:plugin, wasi:cli/io/clocks/random/filesystem@0.2, wasi:http/types+outgoing-handler@0.2)"
+    )]
     UngrantedImport(String),
     #[error("describe() failed: {0}")]
     Describe(String),
@@ -48,7 +52,10 @@ impl PluginError {
     /// True when the bytes are at fault (400 for an upload), false when the
     /// host is (500-ish).
     pub fn is_invalid_plugin(&self) -> bool {
-        !matches!(self, PluginError::Runtime(_) | PluginError::CompileTimeout(_))
+        !matches!(
+            self,
+            PluginError::Runtime(_) | PluginError::CompileTimeout(_)
+        )
     }
 }
 
@@ -80,9 +87,7 @@ pub fn is_granted_import(name: &str) -> bool {
     };
     let v = |prefix: &str| version.starts_with(prefix) && version.len() > prefix.len();
     match package {
-        "postern:plugin" => {
-            v("0.1.") && matches!(interface, "types" | "config" | "log")
-        }
+        "postern:plugin" => v("0.1.") && matches!(interface, "types" | "config" | "log"),
         "wasi:cli" | "wasi:io" | "wasi:clocks" | "wasi:random" => v("0.2."),
         "wasi:filesystem" => v("0.2.") && matches!(interface, "types" | "preopens"),
         "wasi:http" => v("0.2.") && matches!(interface, "types" | "outgoing-handler"),
@@ -125,7 +130,10 @@ mod tests {
     fn headers() {
         assert_eq!(check_header(b"hello world"), Err(PluginError::NotWasm));
         assert_eq!(check_header(b"\0asm"), Err(PluginError::NotWasm));
-        assert_eq!(check_header(b"\0asm\x01\0\0\0"), Err(PluginError::CoreModule));
+        assert_eq!(
+            check_header(b"\0asm\x01\0\0\0"),
+            Err(PluginError::CoreModule)
+        );
         assert_eq!(check_header(b"\0asm\x0d\0\x01\0"), Ok(()));
     }
 
@@ -157,9 +165,15 @@ mod tests {
 
     #[test]
     fn exports() {
-        assert_eq!(missing_exports(["describe", "validate-recipient", "deliver"]), None);
+        assert_eq!(
+            missing_exports(["describe", "validate-recipient", "deliver"]),
+            None
+        );
         let why = missing_exports(["greet"]).unwrap();
         assert!(why.contains("exports greet"), "{why}");
-        assert!(why.contains("missing describe, validate-recipient, deliver"), "{why}");
+        assert!(
+            why.contains("missing describe, validate-recipient, deliver"),
+            "{why}"
+        );
     }
 }

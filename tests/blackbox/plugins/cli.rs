@@ -18,13 +18,29 @@ fn postern() -> Command {
 #[test]
 fn plugin_check_prints_describe_and_imports() {
     let path = wasm_dir().join("telegram.wasm");
-    let out = postern().args(["plugin", "check"]).arg(&path).output().unwrap();
+    let out = postern()
+        .args(["plugin", "check"])
+        .arg(&path)
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("plugin:      telegram 0.1.0"), "{stdout}");
     assert!(stdout.contains("Bot API sendMessage"), "{stdout}");
-    assert!(stdout.lines().any(|l| l.trim_start().starts_with("bot_token") && l.contains("required, secret")), "{stdout}");
-    assert!(stdout.contains("  wasi:http/outgoing-handler@0.2.12"), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.trim_start().starts_with("bot_token") && l.contains("required, secret")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("  wasi:http/outgoing-handler@0.2.12"),
+        "{stdout}"
+    );
     assert!(stdout.contains("  postern:plugin/config@0.1.0"), "{stdout}");
     assert!(stdout.contains("is a valid postern plugin"), "{stdout}");
 }
@@ -38,12 +54,25 @@ fn plugin_check_refuses_invalid_components_with_the_reason() {
     std::fs::write(&core, b"\0asm\x01\0\0\0").unwrap();
     for (file, reason) in [
         (garbage, "not a WebAssembly file".to_string()),
-        (core, "a core WebAssembly module, not a component".to_string()),
-        (wasm_dir().join("bad_import.wasm"), "imports `evil:host/spy".to_string()),
-        (wasm_dir().join("wrong_world.wasm"), "wrong world: exports greet".to_string()),
+        (
+            core,
+            "a core WebAssembly module, not a component".to_string(),
+        ),
+        (
+            wasm_dir().join("bad_import.wasm"),
+            "imports `evil:host/spy".to_string(),
+        ),
+        (
+            wasm_dir().join("wrong_world.wasm"),
+            "wrong world: exports greet".to_string(),
+        ),
         (dir.path().join("missing.wasm"), "cannot read".to_string()),
     ] {
-        let out = postern().args(["plugin", "check"]).arg(&file).output().unwrap();
+        let out = postern()
+            .args(["plugin", "check"])
+            .arg(&file)
+            .output()
+            .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{}: {stderr}", file.display());
         assert!(stderr.contains(&reason), "{}: {stderr}", file.display());
@@ -51,7 +80,12 @@ fn plugin_check_refuses_invalid_components_with_the_reason() {
     }
 }
 
-fn config_with_channel(data_dir: &std::path::Path, plugin: &std::path::Path, base: &str, extra: &str) -> Config {
+fn config_with_channel(
+    data_dir: &std::path::Path,
+    plugin: &std::path::Path,
+    base: &str,
+    extra: &str,
+) -> Config {
     let toml = format!(
         r#"
 [server]
@@ -74,7 +108,9 @@ allow_private_networks = true
     );
     let file = data_dir.join("postern.toml");
     std::fs::write(&file, toml).unwrap();
-    Config::load(Some(&file), std::iter::empty()).expect("config").config
+    Config::load(Some(&file), std::iter::empty())
+        .expect("config")
+        .config
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -105,15 +141,48 @@ async fn a_missing_or_invalid_plugin_file_stops_start_up_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let secrets = r#"secrets = { bot_token = "x" }"#;
 
-    let missing = config_with_channel(dir.path(), &dir.path().join("nope.wasm"), "http://127.0.0.1:9", secrets);
-    let e = postern::app::App::build(missing).await.err().expect("refused").to_string();
+    let missing = config_with_channel(
+        dir.path(),
+        &dir.path().join("nope.wasm"),
+        "http://127.0.0.1:9",
+        secrets,
+    );
+    let e = postern::app::App::build(missing)
+        .await
+        .err()
+        .expect("refused")
+        .to_string();
     assert!(e.contains("channel[0].plugin: cannot read"), "{e}");
 
-    let invalid = config_with_channel(dir.path(), &wasm_dir().join("bad_import.wasm"), "http://127.0.0.1:9", secrets);
-    let e = postern::app::App::build(invalid).await.err().expect("refused").to_string();
-    assert!(e.contains("channel[0].plugin:") && e.contains("evil:host/spy"), "{e}");
+    let invalid = config_with_channel(
+        dir.path(),
+        &wasm_dir().join("bad_import.wasm"),
+        "http://127.0.0.1:9",
+        secrets,
+    );
+    let e = postern::app::App::build(invalid)
+        .await
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        e.contains("channel[0].plugin:") && e.contains("evil:host/spy"),
+        "{e}"
+    );
 
-    let no_token = config_with_channel(dir.path(), &wasm_dir().join("telegram.wasm"), "http://127.0.0.1:9", "");
-    let e = postern::app::App::build(no_token).await.err().expect("refused").to_string();
-    assert!(e.contains("channel[0]: secrets.bot_token: is required by plugin telegram"), "{e}");
+    let no_token = config_with_channel(
+        dir.path(),
+        &wasm_dir().join("telegram.wasm"),
+        "http://127.0.0.1:9",
+        "",
+    );
+    let e = postern::app::App::build(no_token)
+        .await
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        e.contains("channel[0]: secrets.bot_token: is required by plugin telegram"),
+        "{e}"
+    );
 }

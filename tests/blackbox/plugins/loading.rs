@@ -37,8 +37,14 @@ async fn a_damaged_component_is_invalid_not_a_panic() {
 #[tokio::test]
 async fn an_ungranted_import_is_refused_naming_it() {
     let e = refusal(wasm("bad_import")).await;
-    assert!(matches!(&e, PluginError::UngrantedImport(i) if i.starts_with("evil:host/spy")), "{e:?}");
-    assert!(e.to_string().contains("which postern does not grant"), "{e}");
+    assert!(
+        matches!(&e, PluginError::UngrantedImport(i) if i.starts_with("evil:host/spy")),
+        "{e:?}"
+    );
+    assert!(
+        e.to_string().contains("which postern does not grant"),
+        "{e}"
+    );
 }
 
 #[tokio::test]
@@ -48,15 +54,24 @@ async fn a_component_of_another_world_is_refused() {
         panic!("{e:?}");
     };
     assert!(why.contains("exports greet"), "{why}");
-    assert!(why.contains("missing describe, validate-recipient, deliver"), "{why}");
+    assert!(
+        why.contains("missing describe, validate-recipient, deliver"),
+        "{why}"
+    );
 }
 
 #[tokio::test]
 async fn a_plugin_over_the_size_limit_is_refused() {
-    let cfg = PluginsConfig { max_upload_bytes: 10_000, ..test_limits() };
+    let cfg = PluginsConfig {
+        max_upload_bytes: 10_000,
+        ..test_limits()
+    };
     let rt = PluginRuntime::new(&cfg, None).unwrap();
     let e = rt.load(wasm("telegram")).await.unwrap_err();
-    assert!(matches!(e, PluginError::TooLarge { limit: 10_000, .. }), "{e:?}");
+    assert!(
+        matches!(e, PluginError::TooLarge { limit: 10_000, .. }),
+        "{e:?}"
+    );
 }
 
 #[tokio::test]
@@ -65,8 +80,19 @@ async fn describe_is_served_camel_case_and_both_wasi_versions_link() {
     // telegram imports WASI 0.2.12 (wstd); noop imports 0.2.6 (plain std).
     let telegram = load(&rt, "telegram").await;
     let noop = load(&rt, "noop").await;
-    assert!(telegram.imports.iter().any(|i| i == "wasi:http/outgoing-handler@0.2.12"), "{:?}", telegram.imports);
-    assert!(noop.imports.iter().any(|i| i.ends_with("@0.2.6")), "{:?}", noop.imports);
+    assert!(
+        telegram
+            .imports
+            .iter()
+            .any(|i| i == "wasi:http/outgoing-handler@0.2.12"),
+        "{:?}",
+        telegram.imports
+    );
+    assert!(
+        noop.imports.iter().any(|i| i.ends_with("@0.2.6")),
+        "{:?}",
+        noop.imports
+    );
 
     let v = serde_json::to_value(&telegram.info).unwrap();
     assert_eq!(v["name"], "telegram");
@@ -99,7 +125,10 @@ async fn compiled_plugins_are_cached_and_a_tampered_cache_file_is_not_used() {
         .filter(|n| n.ends_with(".cwasm"))
         .collect();
     assert_eq!(entries.len(), 1, "{entries:?}");
-    assert!(entries[0].starts_with(&p.sha256), "named by content hash only: {entries:?}");
+    assert!(
+        entries[0].starts_with(&p.sha256),
+        "named by content hash only: {entries:?}"
+    );
 
     // A restart takes the compiled artifact from the cache, much faster.
     let t = std::time::Instant::now();
@@ -117,6 +146,10 @@ async fn compiled_plugins_are_cached_and_a_tampered_cache_file_is_not_used() {
     let third = PluginRuntime::new(&test_limits(), Some(dir.path())).unwrap();
     let p3 = third.load(bytes).await.unwrap();
     assert_eq!(p3.info.name, "noop");
-    assert_ne!(std::fs::read(&file).unwrap(), forged, "the forged file was replaced");
+    assert_ne!(
+        std::fs::read(&file).unwrap(),
+        forged,
+        "the forged file was replaced"
+    );
     assert!(cached < std::time::Duration::from_secs(2), "{cached:?}");
 }

@@ -35,7 +35,14 @@ pub fn wasm_dir() -> &'static Path {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let out = Command::new(cargo)
             .current_dir(&dir)
-            .args(["build", "--release", "--quiet", "--target", "wasm32-wasip2", "--target-dir"])
+            .args([
+                "build",
+                "--release",
+                "--quiet",
+                "--target",
+                "wasm32-wasip2",
+                "--target-dir",
+            ])
             .arg(&target)
             .env_remove("CARGO_TARGET_DIR")
             .env_remove("CARGO_BUILD_TARGET")
@@ -51,7 +58,9 @@ pub fn wasm_dir() -> &'static Path {
                         .to_string(),
                 );
             }
-            return Err(format!("building the plugins (cd plugins && cargo build --release) failed:\n{stderr}"));
+            return Err(format!(
+                "building the plugins (cd plugins && cargo build --release) failed:\n{stderr}"
+            ));
         }
         Ok(target.join("wasm32-wasip2/release"))
     });
@@ -87,13 +96,22 @@ pub fn runtime(cfg: &PluginsConfig) -> Arc<PluginRuntime> {
 }
 
 pub async fn load(rt: &Arc<PluginRuntime>, name: &str) -> Arc<LoadedPlugin> {
-    rt.load(wasm(name)).await.unwrap_or_else(|e| panic!("{name}: {e}"))
+    rt.load(wasm(name))
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
-pub fn sandbox(config: &[(&str, &str)], secrets: &[(&str, &str)], hosts: &[&str]) -> ChannelSandbox {
+pub fn sandbox(
+    config: &[(&str, &str)],
+    secrets: &[(&str, &str)],
+    hosts: &[&str],
+) -> ChannelSandbox {
     ChannelSandbox {
         name: "test".into(),
-        config: config.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        config: config
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         secrets: secrets
             .iter()
             .map(|(k, v)| (k.to_string(), Secret::new(*v)))
@@ -129,7 +147,8 @@ pub fn message(send_to: &str) -> Message {
 
 pub fn assert_class(o: &SendOutcome, class: OutcomeClass) {
     assert_eq!(
-        o.class, class,
+        o.class,
+        class,
         "detail: {}\nlog:\n{}",
         o.detail,
         o.log.as_deref().unwrap_or("")
@@ -204,7 +223,9 @@ impl Fake {
             delay,
         };
         let app = axum::Router::new().fallback(handle).with_state(state);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -231,7 +252,9 @@ impl Fake {
 
 async fn handle(State(s): State<FakeState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    let body = axum::body::to_bytes(body, 16 << 20).await.unwrap_or_default();
+    let body = axum::body::to_bytes(body, 16 << 20)
+        .await
+        .unwrap_or_default();
     let seen = Seen {
         method: parts.method.to_string(),
         uri: parts
