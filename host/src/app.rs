@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::ops::HealthBoard;
 use crate::api::{self, AppState, Inner};
-use crate::config::{ChannelConfig, Config};
+use crate::config::Config;
 use crate::crypto::{Keys, random_token, sha256_hex};
 use crate::delivery::Sender;
 use crate::delivery::queue::{Queue, QueueSettings, now_ms};
@@ -55,7 +55,11 @@ impl App {
             .ensure_tenant(TenantName::default_tenant().as_str(), now_ms())
             .await?;
         let registry = Arc::new(Registry::default());
-        let channels = file_channels(&config, &plugin_sender).map_err(anyhow::Error::msg)?;
+        let plugins = crate::plugin::FileChannelPlugins::load(&config)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        let channels =
+            file_channels(&config, &|c| plugins.sender(c)).map_err(anyhow::Error::msg)?;
         for c in channels {
             registry.insert(&TenantName::default_tenant(), c);
         }
@@ -140,14 +144,6 @@ impl App {
             .await?;
         Ok(token)
     }
-}
-
-/// Plugin channels need the WebAssembly runtime.
-fn plugin_sender(c: &ChannelConfig) -> std::result::Result<Arc<dyn Sender>, String> {
-    Err(format!(
-        "plugin channel `{}`: this build has no plugin runtime yet",
-        c.name
-    ))
 }
 
 pub async fn serve(app: App) -> Result<()> {

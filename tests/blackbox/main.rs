@@ -6,6 +6,7 @@ mod support;
 mod api_errors;
 mod cli;
 mod http_senders;
+mod plugins;
 mod queue;
 mod smtp;
 mod tenants;
