@@ -7,5 +7,6 @@ mod api_errors;
 mod cli;
 mod http_senders;
 mod queue;
+mod realtime;
 mod smtp;
 mod twofa;

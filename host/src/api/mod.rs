@@ -4,6 +4,7 @@ pub mod auth;
 pub mod deliveries;
 pub mod error;
 pub mod ops;
+pub mod realtime;
 pub mod users;
 pub mod verify;
 
@@ -137,6 +138,8 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", axum::routing::get(ops::readyz))
         .route("/metrics", axum::routing::get(ops::metrics))
         .route("/openapi.json", axum::routing::get(ops::openapi))
+        .route("/websocket", get(realtime::websocket))
+        .route("/t/{tenant}/websocket", get(realtime::websocket))
         .nest("/api/v1", tenant_routes())
         .nest("/t/{tenant}/api/v1", tenant_routes())
         .fallback(not_found)
