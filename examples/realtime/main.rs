@@ -52,7 +52,8 @@ async fn main() -> Result<(), Error> {
     };
     println!(
         "logged in as {} (token expires {})",
-        me["id"], me["tokenExpires"]
+        me["id"].as_str().unwrap_or("?"),
+        me["tokenExpires"]
     );
 
     // 3. A protected method: first without a code, then with
@@ -119,7 +120,12 @@ fn ask_code(err: &Value) -> Result<String, Error> {
         _ if d["codeGenerated"] == true => "the code just sent to you",
         _ => "the code sent to you earlier (still valid)",
     };
-    println!("{}: enter {how} [{}]", err["reason"], d["method"]);
+    let (reason, method) = (err["reason"].as_str(), d["method"].as_str());
+    println!(
+        "{}: enter {how} [{}]",
+        reason.unwrap_or("2FA"),
+        method.unwrap_or("?")
+    );
     let mut line = String::new();
     std::io::stdin().read_line(&mut line)?;
     let code = line.trim().to_string();

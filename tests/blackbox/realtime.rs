@@ -337,6 +337,98 @@ async fn last_param_form_resume_and_logout() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn five_wrong_codes_kill_the_code_and_a_fresh_one_is_mailed() {
+    let e = env().await;
+    e.create_user("carol", "pw-carol-1").await;
+    e.enable_email_2fa("carol").await;
+    let mut c = Ddp::open(&e.p).await;
+    let login = digest_login("carol", "pw-carol-1");
+    let with = |code: &str| json!([{ "totp": { "login": login, "code": code } }]);
+
+    c.err("login", json!([login])).await;
+    let code = e.code(1).await;
+    for _ in 0..4 {
+        let err = c.err("login", with(&wrong(&code))).await;
+        assert_meteor_error(&err, "totp-invalid", "TOTP Invalid");
+    }
+    let err = c.err("login", with(&wrong(&code))).await;
+    let d = assert_meteor_error(
+        &err,
+        "totp-max-attempts",
+        "TOTP Maximum Failed Attempts Reached",
+    );
+    assert_eq!(d["method"], "email");
+    // The dead code no longer works; trying it mails a fresh one.
+    let err = c.err("login", with(&code)).await;
+    let d = assert_meteor_error(&err, "totp-invalid", "TOTP Invalid");
+    assert_eq!(d["codeGenerated"], true, "{d}");
+    let fresh = e.code(2).await;
+    let me = c.ok("login", with(&fresh)).await;
+    assert!(me["token"].as_str().is_some_and(|t| t.len() > 20));
+}
+
+fn totp_now(secret_b32: &str, offset: i64) -> String {
+    let secret = totp_rs::Secret::Encoded(secret_b32.to_string())
+        .to_bytes()
+        .unwrap();
+    let now = chrono::Utc::now().timestamp() + offset;
+    postern::twofa::totp::code_at(&secret, now as u64)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn totp_enrolment_backup_codes_and_totp_login() {
+    let e = env().await;
+    e.create_user("erin", "pw-erin-1").await;
+    let mut c = Ddp::open(&e.p).await;
+    let login = digest_login("erin", "pw-erin-1");
+    c.ok("login", json!([login])).await;
+
+    let t = c.ok("2fa:enable", json!([])).await;
+    let secret = t["secret"].as_str().unwrap().to_string();
+    assert!(t["url"].as_str().unwrap().starts_with("otpauth://totp/"));
+    assert!(t["qr"].as_str().unwrap().starts_with("data:image/svg+xml"));
+    // Rocket.Chat's enrolment methods answer invalid-totp for a wrong code.
+    let err = c.err("2fa:validateTempToken", json!(["000000"])).await;
+    assert_eq!(err["error"], "invalid-totp", "{err}");
+    let err = c.err("2fa:checkCodesRemaining", json!([])).await;
+    assert_eq!(err["error"], "invalid-totp", "TOTP is not on yet: {err}");
+    let codes = c
+        .ok("2fa:validateTempToken", json!([totp_now(&secret, 0)]))
+        .await;
+    let backups: Vec<String> = codes["codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(backups.len(), 12);
+    assert_eq!(
+        c.ok("2fa:checkCodesRemaining", json!([])).await,
+        json!({ "remaining": 12 })
+    );
+
+    // regenerateCodes is protected: TOTP sends nothing, so codeGenerated is false.
+    let err = c.err("2fa:regenerateCodes", json!([])).await;
+    let d = assert_meteor_error(&err, "totp-required", "TOTP Required");
+    assert_eq!(d["method"], "totp");
+    assert_eq!(d["codeGenerated"], false);
+    // Rocket.Chat's positional userToken: a backup code unlocks it, once.
+    let fresh = c
+        .ok("2fa:regenerateCodes", json!([backups[0].clone()]))
+        .await;
+    assert_eq!(fresh["codes"].as_array().unwrap().len(), 12);
+    assert_ne!(fresh["codes"][0], json!(backups[0]));
+    assert!(e.smtp.mails().is_empty(), "TOTP sends nothing");
+
+    // A new connection logs in with the authenticator's next code.
+    let mut c2 = Ddp::open(&e.p).await;
+    let err = c2.err("login", json!([login])).await;
+    assert_eq!(err["details"]["method"], "totp");
+    let totp = json!([{ "totp": { "login": login, "code": totp_now(&secret, 30) } }]);
+    assert!(c2.ok("login", totp).await["token"].is_string());
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn protocol_mistakes_answer_errors_and_keep_the_connection() {
     let e = env().await;
     let mut c = Ddp::open(&e.p).await;
@@ -521,4 +613,12 @@ async fn a_thousand_idle_connections_with_bounded_memory() {
         404,
         "a method still runs"
     );
+    // Open realtime connections do not hold up a graceful shutdown.
+    let mut e = e;
+    assert!(
+        e.p.terminate(Duration::from_secs(10)),
+        "SIGTERM with {N} open connections:\n{}",
+        e.p.logs()
+    );
+    drop(conns);
 }

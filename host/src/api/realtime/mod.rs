@@ -111,7 +111,12 @@ pub async fn websocket(
             let ip = caller.ip;
             let (out, incoming) = socket.split();
             let end = run(incoming, out, Session::new(state, tenant, caller), limits).await;
-            tracing::debug!(%ip, ?end, "realtime connection closed");
+            match end {
+                End::Flood(_) | End::TooBig => {
+                    tracing::info!(%ip, ?end, "realtime connection closed for breaking a limit");
+                }
+                _ => tracing::debug!(%ip, ?end, "realtime connection closed"),
+            }
         })
 }
 
