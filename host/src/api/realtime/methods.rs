@@ -383,10 +383,14 @@ impl Session {
             method: text("method"),
         };
         // As Rocket.Chat: this wrapper needs a logged-in user to check against.
-        let user = self.user(CALL_WITH_2FA).await.map_err(|_| {
-            MeteorError::new("error-invalid-user", "Invalid user")
-                .with_details(json!({ "method": CALL_WITH_2FA }))
-        })?;
+        let user = match self.user(CALL_WITH_2FA).await {
+            Ok(u) => u,
+            Err(e) if e.error == "not-authorized" => {
+                return Err(MeteorError::new("error-invalid-user", "Invalid user")
+                    .with_details(json!({ "method": CALL_WITH_2FA })));
+            }
+            Err(e) => return Err(e),
+        };
         self.state
             .twofa
             .require(&user, &supplied, &self.caller, true)
