@@ -11,7 +11,6 @@ use crate::api::ops::HealthBoard;
 use crate::api::{self, AppState, Inner};
 use crate::config::Config;
 use crate::crypto::{Keys, random_token, sha256_hex};
-use crate::delivery::Sender;
 use crate::delivery::queue::{Queue, QueueSettings, now_ms};
 use crate::delivery::registry::{Registry, file_channels};
 use crate::delivery::retry::Backoff;

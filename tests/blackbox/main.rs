@@ -8,6 +8,7 @@ mod cli;
 mod http_senders;
 mod plugins;
 mod queue;
+mod realtime;
 mod smtp;
 mod tenants;
 mod twofa;

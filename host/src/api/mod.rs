@@ -6,6 +6,7 @@ pub mod channels;
 pub mod deliveries;
 pub mod error;
 pub mod ops;
+pub mod realtime;
 pub mod users;
 pub mod verify;
 
@@ -163,6 +164,8 @@ pub fn router(state: AppState) -> Router {
             "/admin/v1/tenants/{name}",
             get(admin::get_one).delete(admin::delete),
         )
+        .route("/websocket", get(realtime::websocket))
+        .route("/t/{tenant}/websocket", get(realtime::websocket))
         .nest("/api/v1", tenant_routes())
         .nest("/t/{tenant}/api/v1", tenant_routes())
         .fallback(not_found)
