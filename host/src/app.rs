@@ -30,6 +30,7 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     pub twofa: Arc<TwoFactor>,
     pub keys: Keys,
+    pub plugins: Arc<crate::plugin::TenantPlugins>,
 }
 
 /// How the admin token was settled at start-up.
@@ -54,7 +55,9 @@ impl App {
             .ensure_tenant(TenantName::default_tenant().as_str(), now_ms())
             .await?;
         let registry = Arc::new(Registry::default());
-        let plugins = crate::plugin::FileChannelPlugins::load(&config)
+        let runtime = crate::plugin::PluginRuntime::new(&config.plugins, Some(data_dir))
+            .map_err(|e| anyhow::anyhow!("[plugins]: {e}"))?;
+        let plugins = crate::plugin::FileChannelPlugins::load(&config, &runtime)
             .await
             .map_err(anyhow::Error::msg)?;
         let channels =
@@ -79,8 +82,15 @@ impl App {
                 tenant_concurrency: config.limits.tenant_max_concurrent_deliveries as usize,
             },
         );
-        for (tenant, channel) in
-            crate::delivery::tenant_channels::load_all(store.as_ref(), &keys, &config).await?
+        let tenant_plugins = Arc::new(crate::plugin::TenantPlugins::new(runtime));
+        tenant_plugins.sync(store.as_ref()).await?;
+        for (tenant, channel) in crate::delivery::tenant_channels::load_all(
+            store.as_ref(),
+            &keys,
+            &config,
+            &tenant_plugins,
+        )
+        .await?
         {
             registry.set_tenant_channel(&tenant, channel);
         }
@@ -99,6 +109,7 @@ impl App {
             metrics,
             twofa,
             keys,
+            plugins: tenant_plugins,
         })
     }
 
@@ -158,6 +169,7 @@ pub async fn serve(app: App) -> Result<()> {
         health: Arc::new(HealthBoard::default()),
         twofa: app.twofa.clone(),
         keys: app.keys.clone(),
+        plugins: app.plugins.clone(),
         admin_token_sha256: admin_hash,
         trusted_proxies: config.trusted_proxies(),
     });

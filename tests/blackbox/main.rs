@@ -12,3 +12,4 @@ mod realtime;
 mod smtp;
 mod tenants;
 mod twofa;
+mod uploads;

@@ -6,6 +6,7 @@ pub mod channels;
 pub mod deliveries;
 pub mod error;
 pub mod ops;
+pub mod plugins;
 pub mod realtime;
 pub mod users;
 pub mod verify;
@@ -44,6 +45,7 @@ pub struct Inner {
     pub health: Arc<HealthBoard>,
     pub twofa: Arc<crate::twofa::TwoFactor>,
     pub keys: crate::crypto::Keys,
+    pub plugins: Arc<crate::plugin::TenantPlugins>,
     pub admin_token_sha256: String,
     pub trusted_proxies: Vec<IpNet>,
 }
@@ -62,10 +64,12 @@ impl AppState {
 
     /// Rebuilds every tenant channel from the store.
     pub async fn reload_tenant_channels(&self) -> Result<(), crate::store::StoreError> {
+        self.plugins.sync(self.store.as_ref()).await?;
         let all = crate::delivery::tenant_channels::load_all(
             self.store.as_ref(),
             &self.keys,
             &self.config,
+            &self.plugins,
         )
         .await?;
         self.registry.replace_tenant_channels(all);
@@ -110,6 +114,15 @@ fn tenant_routes() -> Router<AppState> {
     Router::new()
         .route("/deliveries", axum::routing::get(deliveries::list))
         .route("/deliveries/{id}", axum::routing::get(deliveries::get_one))
+        .route("/plugins", get(plugins::list))
+        .route(
+            "/plugins/{name}",
+            get(plugins::get_one)
+                .put(plugins::put)
+                .delete(plugins::delete)
+                // Uploads have their own cap (plugins.max_upload_bytes).
+                .layer(DefaultBodyLimit::disable()),
+        )
         .route("/channels", get(channels::list))
         .route(
             "/channels/{name}",

@@ -11,6 +11,7 @@
 //! * `sender` — [`PluginSender`]: a loaded plugin + a channel sandbox as a
 //!   [`crate::delivery::Sender`], mapping every ending onto an outcome class.
 //! * `startup` — `[[channel]]` plugins of the config file, loaded at start-up.
+//! * `tenant` — plugins tenants upload, kept in line with the store.
 //!
 //! See `README.md` beside this file for the sandbox, limits and numbers.
 
@@ -22,9 +23,11 @@ mod outbound;
 mod runtime;
 mod sender;
 mod startup;
+mod tenant;
 pub mod vet;
 
 pub use runtime::{ChannelSandbox, ConfigKeyInfo, LoadedPlugin, PluginInfo, PluginRuntime};
 pub use sender::PluginSender;
 pub use startup::{FileChannelPlugins, check_file};
+pub use tenant::TenantPlugins;
 pub use vet::PluginError;

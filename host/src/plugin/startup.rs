@@ -20,15 +20,7 @@ pub struct FileChannelPlugins {
 impl FileChannelPlugins {
     /// Loads every `[[channel]]` plugin file. Errors name the config key:
     /// `channel[0].plugin: cannot read plugins/telegram.wasm: …`.
-    pub async fn load(cfg: &Config) -> Result<Self, String> {
-        if cfg.channel.is_empty() {
-            return Ok(Self {
-                runtime: None,
-                senders: HashMap::new(),
-            });
-        }
-        let runtime = PluginRuntime::new(&cfg.plugins, Some(&cfg.server.data_dir))
-            .map_err(|e| format!("[plugins]: {e}"))?;
+    pub async fn load(cfg: &Config, runtime: &Arc<PluginRuntime>) -> Result<Self, String> {
         let mut senders = HashMap::new();
         for (i, c) in cfg.channel.iter().enumerate() {
             let key = format!("channel[{i}].plugin");
@@ -42,7 +34,8 @@ impl FileChannelPlugins {
                 .map_err(|e| format!("{key}: {path} is not a valid postern plugin: {e}"))?;
             let allow_list = AllowList::parse(&c.allowed_hosts)
                 .map_err(|e| format!("channel[{i}].allowed_hosts: {e}"))?;
-            check_required_keys(&plugin, c).map_err(|e| format!("channel[{i}]: {e}"))?;
+            check_required_keys(&plugin, &c.config, &c.secrets)
+                .map_err(|e| format!("channel[{i}]: {e}"))?;
             let sender = runtime.sender(
                 plugin,
                 ChannelSandbox {
@@ -55,7 +48,7 @@ impl FileChannelPlugins {
             senders.insert(c.name.clone(), sender as Arc<dyn Sender>);
         }
         Ok(Self {
-            runtime: Some(runtime),
+            runtime: Some(runtime.clone()),
             senders,
         })
     }
@@ -76,10 +69,14 @@ impl FileChannelPlugins {
 
 /// A required config key the plugin declares must be present in `config` or
 /// `secrets`; a secret key must not sit in plain `config`.
-fn check_required_keys(plugin: &LoadedPlugin, c: &ChannelConfig) -> Result<(), String> {
+pub(crate) fn check_required_keys(
+    plugin: &LoadedPlugin,
+    config: &std::collections::BTreeMap<String, String>,
+    secrets: &std::collections::BTreeMap<String, crate::secret::Secret>,
+) -> Result<(), String> {
     for k in &plugin.info.config_keys {
-        let in_config = c.config.get(&k.name).is_some_and(|v| !v.is_empty());
-        let in_secrets = c.secrets.get(&k.name).is_some_and(|v| !v.is_empty());
+        let in_config = config.get(&k.name).is_some_and(|v| !v.is_empty());
+        let in_secrets = secrets.get(&k.name).is_some_and(|v| !v.is_empty());
         if k.secret && in_config {
             return Err(format!(
                 "config.{}: plugin {} declares this key secret; put it under secrets",

@@ -6,4 +6,4 @@ mod cli;
 mod containment;
 mod loading;
 mod providers;
-mod support;
+pub mod support;
