@@ -9,9 +9,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::ops::HealthBoard;
 use crate::api::{self, AppState, Inner};
-use crate::config::{ChannelConfig, Config};
+use crate::config::Config;
 use crate::crypto::{Keys, random_token, sha256_hex};
-use crate::delivery::Sender;
 use crate::delivery::queue::{Queue, QueueSettings, now_ms};
 use crate::delivery::registry::{Registry, file_channels};
 use crate::delivery::retry::Backoff;
@@ -31,6 +30,7 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     pub twofa: Arc<TwoFactor>,
     pub keys: Keys,
+    pub plugins: Arc<crate::plugin::TenantPlugins>,
 }
 
 /// How the admin token was settled at start-up.
@@ -55,7 +55,13 @@ impl App {
             .ensure_tenant(TenantName::default_tenant().as_str(), now_ms())
             .await?;
         let registry = Arc::new(Registry::default());
-        let channels = file_channels(&config, &plugin_sender).map_err(anyhow::Error::msg)?;
+        let runtime = crate::plugin::PluginRuntime::new(&config.plugins, Some(data_dir))
+            .map_err(|e| anyhow::anyhow!("[plugins]: {e}"))?;
+        let plugins = crate::plugin::FileChannelPlugins::load(&config, &runtime)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        let channels =
+            file_channels(&config, &|c| plugins.sender(c)).map_err(anyhow::Error::msg)?;
         for c in channels {
             registry.insert(&TenantName::default_tenant(), c);
         }
@@ -76,8 +82,15 @@ impl App {
                 tenant_concurrency: config.limits.tenant_max_concurrent_deliveries as usize,
             },
         );
-        for (tenant, channel) in
-            crate::delivery::tenant_channels::load_all(store.as_ref(), &keys, &config).await?
+        let tenant_plugins = Arc::new(crate::plugin::TenantPlugins::new(runtime));
+        tenant_plugins.sync(store.as_ref()).await?;
+        for (tenant, channel) in crate::delivery::tenant_channels::load_all(
+            store.as_ref(),
+            &keys,
+            &config,
+            &tenant_plugins,
+        )
+        .await?
         {
             registry.set_tenant_channel(&tenant, channel);
         }
@@ -96,6 +109,7 @@ impl App {
             metrics,
             twofa,
             keys,
+            plugins: tenant_plugins,
         })
     }
 
@@ -142,14 +156,6 @@ impl App {
     }
 }
 
-/// Plugin channels need the WebAssembly runtime.
-fn plugin_sender(c: &ChannelConfig) -> std::result::Result<Arc<dyn Sender>, String> {
-    Err(format!(
-        "plugin channel `{}`: this build has no plugin runtime yet",
-        c.name
-    ))
-}
-
 pub async fn serve(app: App) -> Result<()> {
     let config = app.config.clone();
     let addr = config.listen_addr()?;
@@ -163,6 +169,7 @@ pub async fn serve(app: App) -> Result<()> {
         health: Arc::new(HealthBoard::default()),
         twofa: app.twofa.clone(),
         keys: app.keys.clone(),
+        plugins: app.plugins.clone(),
         admin_token_sha256: admin_hash,
         trusted_proxies: config.trusted_proxies(),
     });

@@ -61,6 +61,17 @@ enum Command {
         #[command(subcommand)]
         action: AdminTokenAction,
     },
+    /// Plugin tasks, offline.
+    Plugin {
+        #[command(subcommand)]
+        action: PluginAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginAction {
+    /// Validate a component against the plugin world and print its describe().
+    Check { file: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -201,6 +212,18 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 }
             }
         }
+        Command::Plugin {
+            action: PluginAction::Check { file },
+        } => match postern::plugin::check_file(&loaded.config.plugins, &file).await {
+            Ok(report) => {
+                print!("{report}");
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(reason) => {
+                eprintln!("error: {reason}");
+                Ok(ExitCode::from(1))
+            }
+        },
         Command::AdminToken {
             action: AdminTokenAction::Rotate,
         } => {

@@ -9,10 +9,13 @@ use std::time::Duration;
 use futures::StreamExt;
 use serde_json::{Value, json};
 
+use crate::plugins::support::wasm;
 use crate::support::eventually;
+use crate::support::http::{Receiver, reply};
 use crate::support::pg::{self, TestDb};
 use crate::support::server::{Postern, run_cli};
 use crate::support::sink::Sink;
+use crate::uploads::{WASM, req, tenant, upload};
 
 const DELIVERIES: usize = 1000;
 /// Concurrent attempts per host.
@@ -276,4 +279,93 @@ async fn the_check_attempt_cap_holds_across_hosts() {
     assert_ne!(v["verification"]["status"], "approved", "{s} {v}");
     let (_, v) = a.get(&format!("/api/v1/verifications/{id}")).await;
     assert_eq!(v["verification"]["status"], "max_attempts_reached", "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plugin_uploaded_through_one_host_delivers_through_the_other() {
+    if !pg::available("a_plugin_uploaded_through_one_host_delivers_through_the_other") {
+        return;
+    }
+    let bot = Receiver::start(vec![reply(
+        200,
+        r#"{"ok":true,"result":{"message_id":77}}"#,
+    )])
+    .await;
+    let db = TestDb::create().await;
+    let cfg = "[plugins]\nallow_private_networks = true\n";
+    let (a, b) = tokio::join!(
+        Postern::start_on(cfg, db.clone(), &[]),
+        Postern::start_on(cfg, db.clone(), &[]),
+    );
+    // The tenant, the plugin bytes and the channel go in through A …
+    let key = tenant(&a, "acme").await;
+    let (s, v) = upload(&a, "acme", &key, "telegram", WASM, wasm("telegram")).await;
+    assert_eq!(s, 200, "{v}");
+    let channel = json!({
+        "kind": "plugin", "plugin": "telegram",
+        "allowedHosts": [format!("http://127.0.0.1:{}", bot.port)],
+        "config": { "api_base": bot.url("") },
+        "secrets": { "bot_token": "123:tg-secret-token" },
+    });
+    let (s, v) = req(&a, "PUT", "/t/acme/api/v1/channels/tg", &key, Some(channel)).await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = req(&b, "GET", "/t/acme/api/v1/plugins/telegram", &key, None).await;
+    assert_eq!(
+        (s, v["plugin"]["sha256"].as_str().map(str::len)),
+        (200, Some(64)),
+        "{v}"
+    );
+
+    // … and B, which compiles the plugin from the stored bytes into its own
+    // cache, delivers through it within a few seconds.
+    let send = |host: &Postern| {
+        let url = host.url("/t/acme/api/v1/channels/tg/test");
+        let key = key.clone();
+        async move {
+            let r = Postern::client()
+                .post(url)
+                .bearer_auth(key)
+                .json(&json!({ "sendTo": "4242" }))
+                .send()
+                .await
+                .unwrap();
+            (
+                r.status().as_u16(),
+                r.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let picked_up = std::time::Instant::now();
+    let v = eventually(
+        Duration::from_secs(10),
+        "host B to know the channel",
+        || async {
+            let (s, v) = send(&b).await;
+            (s == 200).then_some(v)
+        },
+    )
+    .await;
+    assert_eq!(v["delivery"]["providerId"], "77", "{v}");
+    assert_eq!(
+        bot.requests().last().unwrap().path,
+        "/bot123:tg-secret-token/sendMessage"
+    );
+    eprintln!("host B picked up the upload in {:?}", picked_up.elapsed());
+
+    // Deleted through A: gone on B within a few seconds too.
+    let (s, _) = req(&a, "DELETE", "/t/acme/api/v1/channels/tg", &key, None).await;
+    assert_eq!(s, 200);
+    let (s, _) = req(&a, "DELETE", "/t/acme/api/v1/plugins/telegram", &key, None).await;
+    assert_eq!(s, 200);
+    eventually(
+        Duration::from_secs(10),
+        "host B to drop the channel",
+        || async {
+            let (s, _) = send(&b).await;
+            (s == 404).then_some(())
+        },
+    )
+    .await;
+    let (s, _) = req(&b, "GET", "/t/acme/api/v1/plugins/telegram", &key, None).await;
+    assert_eq!(s, 404);
 }

@@ -134,8 +134,14 @@ pub async fn put(
         send_to_regex: b.send_to_regex,
         fallback: b.fallback,
     };
-    let channel = tenant_channels::build(&name, &spec, &state.config)
-        .map_err(|e| ApiError::invalid_params(&e.field, format!("`{}`: {}", e.field, e.message)))?;
+    let channel = tenant_channels::build(
+        access.tenant.as_str(),
+        &name,
+        &spec,
+        &state.config,
+        &state.plugins,
+    )
+    .map_err(|e| ApiError::invalid_params(&e.field, format!("`{}`: {}", e.field, e.message)))?;
     let now = now_ms();
     let row = tenant_channels::to_row(
         access.tenant.as_str(),

@@ -6,6 +6,8 @@ pub mod channels;
 pub mod deliveries;
 pub mod error;
 pub mod ops;
+pub mod plugins;
+pub mod realtime;
 pub mod users;
 pub mod verify;
 
@@ -43,6 +45,7 @@ pub struct Inner {
     pub health: Arc<HealthBoard>,
     pub twofa: Arc<crate::twofa::TwoFactor>,
     pub keys: crate::crypto::Keys,
+    pub plugins: Arc<crate::plugin::TenantPlugins>,
     pub admin_token_sha256: String,
     pub trusted_proxies: Vec<IpNet>,
 }
@@ -61,10 +64,12 @@ impl AppState {
 
     /// Rebuilds every tenant channel from the store.
     pub async fn reload_tenant_channels(&self) -> Result<(), crate::store::StoreError> {
+        self.plugins.sync(self.store.as_ref()).await?;
         let all = crate::delivery::tenant_channels::load_all(
             self.store.as_ref(),
             &self.keys,
             &self.config,
+            &self.plugins,
         )
         .await?;
         self.registry.replace_tenant_channels(all);
@@ -109,6 +114,15 @@ fn tenant_routes() -> Router<AppState> {
     Router::new()
         .route("/deliveries", axum::routing::get(deliveries::list))
         .route("/deliveries/{id}", axum::routing::get(deliveries::get_one))
+        .route("/plugins", get(plugins::list))
+        .route(
+            "/plugins/{name}",
+            get(plugins::get_one)
+                .put(plugins::put)
+                .delete(plugins::delete)
+                // Uploads have their own cap (plugins.max_upload_bytes).
+                .layer(DefaultBodyLimit::disable()),
+        )
         .route("/channels", get(channels::list))
         .route(
             "/channels/{name}",
@@ -163,6 +177,8 @@ pub fn router(state: AppState) -> Router {
             "/admin/v1/tenants/{name}",
             get(admin::get_one).delete(admin::delete),
         )
+        .route("/websocket", get(realtime::websocket))
+        .route("/t/{tenant}/websocket", get(realtime::websocket))
         .nest("/api/v1", tenant_routes())
         .nest("/t/{tenant}/api/v1", tenant_routes())
         .fallback(not_found)

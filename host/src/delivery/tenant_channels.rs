@@ -133,7 +133,13 @@ fn check_url(url: &str, field: &str, public_only: bool) -> Result<(), SpecError>
 }
 
 /// Builds a channel from a spec; every check a tenant can fail happens here.
-pub fn build(name: &ChannelName, spec: &ChannelSpec, cfg: &Config) -> Result<Channel, SpecError> {
+pub fn build(
+    tenant: &str,
+    name: &ChannelName,
+    spec: &ChannelSpec,
+    cfg: &Config,
+    plugins: &crate::plugin::TenantPlugins,
+) -> Result<Channel, SpecError> {
     if !KINDS.contains(&spec.kind.as_str()) {
         return Err(err(
             "kind",
@@ -175,6 +181,9 @@ pub fn build(name: &ChannelName, spec: &ChannelSpec, cfg: &Config) -> Result<Cha
                 ));
             }
         }
+    }
+    if spec.kind != "plugin" && spec.plugin.is_some() {
+        return Err(err("plugin", "only plugin channels name a plugin"));
     }
     if spec.kind != "plugin" && !spec.allowed_hosts.is_empty() {
         return Err(err(
@@ -278,10 +287,43 @@ pub fn build(name: &ChannelName, spec: &ChannelSpec, cfg: &Config) -> Result<Cha
             )
         }
         _ => {
-            return Err(err(
-                "kind",
-                "plugin channels need an uploaded plugin; this build has no plugin runtime yet",
-            ));
+            let pname = spec
+                .plugin
+                .as_deref()
+                .filter(|p| !p.is_empty())
+                .ok_or_else(|| {
+                    err(
+                        "plugin",
+                        "is required for kind `plugin`: the name of an uploaded plugin",
+                    )
+                })?;
+            let plugin = plugins.get(tenant, pname).ok_or_else(|| {
+                err(
+                    "plugin",
+                    format!("no plugin named `{pname}`; upload it with PUT /plugins/{pname}"),
+                )
+            })?;
+            let config: BTreeMap<String, String> = spec
+                .config
+                .iter()
+                .map(|(k, v)| match v {
+                    Value::String(s) => Ok((k.clone(), s.clone())),
+                    Value::Number(_) | Value::Bool(_) => Ok((k.clone(), v.to_string())),
+                    _ => Err(err(
+                        format!("config.{k}"),
+                        "plugin config values are strings, numbers or booleans",
+                    )),
+                })
+                .collect::<Result<_, _>>()?;
+            plugins
+                .channel_sender(
+                    plugin,
+                    name.as_str(),
+                    &config,
+                    &spec.secrets,
+                    &spec.allowed_hosts,
+                )
+                .map_err(|(f, m)| err(f, m))?
         }
     };
     let rule = match (spec.kind.as_str(), spec.send_to_type) {
@@ -382,6 +424,7 @@ pub async fn load_all(
     store: &dyn crate::store::Store,
     keys: &crate::crypto::Keys,
     cfg: &Config,
+    plugins: &crate::plugin::TenantPlugins,
 ) -> Result<Vec<(crate::domain::TenantName, Channel)>, crate::store::StoreError> {
     let mut out = Vec::new();
     for row in store.channels(None).await? {
@@ -389,7 +432,7 @@ pub async fn load_all(
             .and_then(|t| ChannelName::parse(&row.name).map(|n| (t, n)))
             .and_then(|(t, n)| {
                 let spec = from_row(&row, keys)?;
-                build(&n, &spec, cfg)
+                build(t.as_str(), &n, &spec, cfg, plugins)
                     .map(|c| (t, c))
                     .map_err(|e| format!("{}: {}", e.field, e.message))
             });

@@ -11,7 +11,7 @@ use sqlx::Connection;
 
 use super::{
     AttemptRow, ChannelRow, DeliveryFilter, DeliveryStatus, Finish, NewDelivery, PgStore,
-    SqliteStore, Store, UserRow,
+    PluginRow, SqliteStore, Store, UserRow,
 };
 
 const NOW: i64 = 1_800_000_000_000;
@@ -373,6 +373,29 @@ async fn a_channel_change_on_one_host_is_seen_by_the_other() {
         assert_eq!(seen.len(), 1, "{}", p.name);
         assert_eq!(seen[0].secrets.as_deref(), Some(&[1u8, 2, 3][..]));
         assert_eq!(p.b.channels(None).await.unwrap().len(), 1);
+        let plugin = PluginRow {
+            tenant: "acme".into(),
+            name: "tg".into(),
+            sha256: "ab".repeat(32),
+            size: 4,
+            info: "{}".into(),
+            wasm: b"\0asm".to_vec(),
+            uploaded_at: NOW,
+        };
+        p.a.put_plugin(&plugin).await.unwrap();
+        assert!(p.b.channels_version().await.unwrap() > after, "{}", p.name);
+        let listed = p.b.plugins(None).await.unwrap();
+        assert_eq!(
+            (listed.len(), listed[0].wasm.len(), listed[0].size),
+            (1, 0, 4)
+        );
+        assert_eq!(
+            p.b.plugin_bytes("acme", "tg").await.unwrap().as_deref(),
+            Some(&b"\0asm"[..])
+        );
+        assert!(p.b.delete_plugin("acme", "tg").await.unwrap());
+        assert!(!p.a.delete_plugin("acme", "tg").await.unwrap());
+        let after = p.a.channels_version().await.unwrap();
         assert!(p.b.delete_tenant("acme").await.unwrap());
         assert!(p.a.channels(None).await.unwrap().is_empty(), "{}", p.name);
         assert!(p.a.channels_version().await.unwrap() > after);

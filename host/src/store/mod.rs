@@ -272,6 +272,19 @@ pub struct ChannelRow {
     pub updated_at: i64,
 }
 
+/// An uploaded plugin version.
+#[derive(Debug, Clone)]
+pub struct PluginRow {
+    pub tenant: String,
+    pub name: String,
+    pub sha256: String,
+    pub size: i64,
+    pub info: String,
+    /// Empty in listings; filled by [`Store::plugin_bytes`].
+    pub wasm: Vec<u8>,
+    pub uploaded_at: i64,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync {
     async fn ping(&self) -> Result<()>;
@@ -292,8 +305,16 @@ pub trait Store: Send + Sync {
     async fn delete_channel(&self, tenant: &str, name: &str) -> Result<bool>;
     /// One tenant's channels, or every tenant's with `None`.
     async fn channels(&self, tenant: Option<&str>) -> Result<Vec<ChannelRow>>;
-    /// Changes whenever any tenant channel changes (for other hosts to notice).
+    /// Changes whenever any tenant channel or plugin changes (for other
+    /// hosts to notice).
     async fn channels_version(&self) -> Result<i64>;
+
+    /// Inserts or replaces a plugin (bumps `channels_version`).
+    async fn put_plugin(&self, p: &PluginRow) -> Result<()>;
+    /// Without bytes; one tenant's or everyone's.
+    async fn plugins(&self, tenant: Option<&str>) -> Result<Vec<PluginRow>>;
+    async fn plugin_bytes(&self, tenant: &str, name: &str) -> Result<Option<Vec<u8>>>;
+    async fn delete_plugin(&self, tenant: &str, name: &str) -> Result<bool>;
     /// `None`: no such tenant; `Some(None)`: a tenant without an API key.
     async fn tenant_key_hash(&self, name: &str) -> Result<Option<Option<String>>>;
     async fn tenant_by_key_hash(&self, hash: &str) -> Result<Option<String>>;

@@ -9,8 +9,8 @@ use sqlx::{Row, SqlitePool};
 
 use super::{
     AttemptRecord, AuditRow, ChannelRow, ClaimedDelivery, CodeRow, DeliveryFilter, DeliveryRecord,
-    Finish, MethodRow, NewDelivery, Result, Store, StoreError, TenantRow, TotpRow, UserRow,
-    VerificationRow, rfc3339,
+    Finish, MethodRow, NewDelivery, PluginRow, Result, Store, StoreError, TenantRow, TotpRow,
+    UserRow, VerificationRow, rfc3339,
 };
 
 pub struct SqliteStore {
@@ -294,6 +294,7 @@ impl Store for SqliteStore {
             "users WHERE tenant = $1",
             "verifications WHERE tenant = $1",
             "tenant_channels WHERE tenant = $1",
+            "plugins WHERE tenant = $1",
             "audit WHERE tenant = $1",
         ] {
             sqlx::query(&format!("DELETE FROM {table}"))
@@ -389,6 +390,72 @@ impl Store for SqliteStore {
                 .fetch_optional(&self.pool)
                 .await?;
         Ok(v.and_then(|v| v.parse().ok()).unwrap_or(0))
+    }
+
+    async fn put_plugin(&self, p: &PluginRow) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO plugins (tenant, name, sha256, size, info, wasm, uploaded_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (tenant, name) DO UPDATE SET sha256 = excluded.sha256, size = excluded.size,
+                info = excluded.info, wasm = excluded.wasm, uploaded_at = excluded.uploaded_at",
+        )
+        .bind(&p.tenant)
+        .bind(&p.name)
+        .bind(&p.sha256)
+        .bind(p.size)
+        .bind(&p.info)
+        .bind(&p.wasm)
+        .bind(p.uploaded_at)
+        .execute(&mut *tx)
+        .await?;
+        bump_channels_version(&mut tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn plugins(&self, tenant: Option<&str>) -> Result<Vec<PluginRow>> {
+        let rows = sqlx::query(
+            "SELECT tenant, name, sha256, size, info, uploaded_at FROM plugins
+             WHERE ($1 IS NULL OR tenant = $1) ORDER BY tenant, name",
+        )
+        .bind(tenant)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| PluginRow {
+                tenant: r.get(0),
+                name: r.get(1),
+                sha256: r.get(2),
+                size: r.get(3),
+                info: r.get(4),
+                wasm: Vec::new(),
+                uploaded_at: r.get(5),
+            })
+            .collect())
+    }
+
+    async fn plugin_bytes(&self, tenant: &str, name: &str) -> Result<Option<Vec<u8>>> {
+        Ok(
+            sqlx::query_scalar("SELECT wasm FROM plugins WHERE tenant = $1 AND name = $2")
+                .bind(tenant)
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn delete_plugin(&self, tenant: &str, name: &str) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let r = sqlx::query("DELETE FROM plugins WHERE tenant = $1 AND name = $2")
+            .bind(tenant)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        bump_channels_version(&mut tx).await?;
+        tx.commit().await?;
+        Ok(r.rows_affected() == 1)
     }
 
     async fn tenant_key_hash(&self, name: &str) -> Result<Option<Option<String>>> {

@@ -158,6 +158,11 @@ impl Postern {
         }
     }
 
+    /// The server's process id (for `/proc/<pid>/status`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Everything the process printed (stdout and stderr).
     pub fn logs(&self) -> String {
         self.output.lock().unwrap().clone()

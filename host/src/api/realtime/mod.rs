@@ -1,0 +1,575 @@
+//! Realtime 2FA: the Rocket.Chat DDP subset over WebSocket, on
+//! `GET /websocket` (the `default` tenant) and `GET /t/{tenant}/websocket`.
+//!
+//! One connection is one reader loop (this file) and, from the first method
+//! on, one worker task that runs the methods in arrival order (`methods.rs`,
+//! which hands every 2FA rule to `twofa::TwoFactor`). The loop answers
+//! `ping` while a method runs, enforces the limits (`limits.rs`) and closes
+//! with 1008 (flood), 1009 (too big) or 1000 (idle).
+
+mod ddp;
+mod limits;
+mod methods;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::extract::ws::{
+    CloseFrame, Message, WebSocketUpgrade, close_code, rejection::WebSocketUpgradeRejection,
+};
+use axum::extract::{FromRequestParts, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use futures::{Sink, SinkExt, Stream, StreamExt};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::AppState;
+use super::auth::path_tenant;
+use super::error::ApiError;
+use super::users::ClientInfo;
+use crate::crypto::random_token;
+use crate::domain::TenantName;
+use ddp::{Incoming, MeteorError, MethodResult};
+pub use limits::Limits;
+use limits::{RateLimiter, Verdict};
+use methods::{Methods, Session, too_many_requests};
+
+/// Open realtime connections in this process.
+static OPEN: AtomicUsize = AtomicUsize::new(0);
+
+/// One slot of the process-wide connection cap, freed on drop.
+struct Permit;
+
+impl Permit {
+    fn acquire(max: usize) -> Option<Self> {
+        OPEN.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+            (n < max).then_some(n + 1)
+        })
+        .ok()
+        .map(|_| Permit)
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        OPEN.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// The tenant the path names (`default` without one); unknown → 404
+/// before any upgrade.
+pub struct WsTenant(TenantName);
+
+impl FromRequestParts<AppState> for WsTenant {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let tenant = path_tenant(parts, state).await?;
+        state
+            .store
+            .tenant_key_hash(tenant.as_str())
+            .await?
+            .ok_or_else(|| ApiError::not_found("Unknown tenant"))?;
+        Ok(Self(tenant))
+    }
+}
+
+/// `GET /websocket`, `GET /t/{tenant}/websocket`.
+pub async fn websocket(
+    WsTenant(tenant): WsTenant,
+    State(state): State<AppState>,
+    ClientInfo(caller): ClientInfo,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let upgrade = match upgrade {
+        Ok(u) => u,
+        Err(r) => {
+            return ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "error-invalid-params",
+                format!("This endpoint speaks DDP over WebSocket: {r}"),
+            )
+            .with_details(json!({ "field": "upgrade" }))
+            .into_response();
+        }
+    };
+    let limits = Limits::default();
+    let Some(permit) = Permit::acquire(limits.max_connections) else {
+        return ApiError::unavailable("Too many realtime connections; try again later")
+            .into_response();
+    };
+    upgrade
+        .read_buffer_size(limits.read_buffer_bytes)
+        .max_message_size(limits.max_message_bytes)
+        .max_frame_size(limits.max_message_bytes)
+        .on_failed_upgrade(|e| tracing::debug!(error = %e, "websocket upgrade failed"))
+        .on_upgrade(move |socket| async move {
+            let _permit = permit;
+            let ip = caller.ip;
+            let (out, incoming) = socket.split();
+            let end = run(incoming, out, Session::new(state, tenant, caller), limits).await;
+            match end {
+                End::Flood(_) | End::TooBig => {
+                    tracing::info!(%ip, ?end, "realtime connection closed for breaking a limit");
+                }
+                _ => tracing::debug!(%ip, ?end, "realtime connection closed"),
+            }
+        })
+}
+
+/// Why a connection ended.
+#[derive(Debug, PartialEq)]
+pub enum End {
+    /// The client closed or the socket failed.
+    Gone,
+    Idle,
+    TooBig,
+    Flood(&'static str),
+    UnsupportedVersion,
+    /// The client stopped reading its answers.
+    SendFailed,
+}
+
+struct Call {
+    id: String,
+    method: String,
+    params: Vec<Value>,
+}
+
+/// The worker: runs one connection's methods one at a time, in order.
+fn spawn_worker<M: Methods>(
+    mut methods: M,
+    mut calls: mpsc::Receiver<Call>,
+    done: mpsc::Sender<(String, MethodResult)>,
+) {
+    tokio::spawn(async move {
+        while let Some(c) = calls.recv().await {
+            let r = methods.call(&c.method, c.params).await;
+            if done.send((c.id, r)).await.is_err() {
+                break;
+            }
+        }
+    });
+}
+
+struct Conn<O, M> {
+    out: O,
+    limits: Limits,
+    limiter: RateLimiter,
+    connected: bool,
+    /// The methods, until the first call moves them into the worker.
+    methods: Option<M>,
+    calls: Option<mpsc::Sender<Call>>,
+    done: mpsc::Sender<(String, MethodResult)>,
+    in_flight: usize,
+}
+
+/// Serves one connection until it ends; returns why.
+pub async fn run<I, O, M>(mut incoming: I, out: O, methods: M, limits: Limits) -> End
+where
+    I: Stream<Item = Result<Message, axum::Error>> + Unpin,
+    O: Sink<Message> + Unpin,
+    M: Methods,
+{
+    let (done, mut finished) = mpsc::channel(limits.max_in_flight.max(1));
+    let mut c = Conn {
+        out,
+        limiter: RateLimiter::new(&limits, Instant::now()),
+        limits,
+        connected: false,
+        methods: Some(methods),
+        calls: None,
+        done,
+        in_flight: 0,
+    };
+    let idle = tokio::time::sleep(c.limits.idle_timeout);
+    tokio::pin!(idle);
+    let end = loop {
+        let step = tokio::select! {
+            frame = incoming.next() => match frame {
+                None => Err(End::Gone),
+                Some(Err(e)) if is_too_big(&e) => Err(End::TooBig),
+                Some(Err(_)) => Err(End::Gone),
+                Some(Ok(frame)) => {
+                    idle.as_mut().reset(Instant::now() + c.limits.idle_timeout);
+                    c.on_frame(frame).await
+                }
+            },
+            Some((id, r)) = finished.recv() => c.on_finished(&id, &r).await,
+            () = &mut idle => Err(End::Idle),
+        };
+        if let Err(end) = step {
+            break end;
+        }
+    };
+    let close = |code, reason: &'static str| {
+        Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        }))
+    };
+    let frame = match &end {
+        End::Gone | End::SendFailed => return end,
+        End::Idle => close(close_code::NORMAL, "idle timeout"),
+        End::TooBig => close(close_code::SIZE, "message too big"),
+        End::Flood(why) => close(close_code::POLICY, why),
+        End::UnsupportedVersion => close(close_code::PROTOCOL, "unsupported DDP version"),
+    };
+    let _ = tokio::time::timeout(c.limits.send_timeout, c.out.send(frame)).await;
+    let linger = Duration::from_secs(1);
+    if end == End::TooBig {
+        // The rest of the oversize frame cannot be read; give the client a
+        // moment to read the close frame before the socket goes away.
+        tokio::time::sleep(linger).await;
+    } else {
+        // Let the close handshake finish; discard whatever still arrives.
+        let _ = tokio::time::timeout(linger, async {
+            while let Some(Ok(_)) = incoming.next().await {}
+        })
+        .await;
+    }
+    end
+}
+
+/// tungstenite's "Space limit exceeded" (a frame or message over the limit);
+/// axum hides the error type, so it is told by its text.
+fn is_too_big(e: &axum::Error) -> bool {
+    e.to_string().contains("Space limit exceeded")
+}
+
+fn offending(text: &str) -> Option<Value> {
+    serde_json::from_str(text).ok()
+}
+
+impl<O, M> Conn<O, M>
+where
+    O: Sink<Message> + Unpin,
+    M: Methods,
+{
+    async fn send(&mut self, text: String) -> Result<(), End> {
+        match tokio::time::timeout(
+            self.limits.send_timeout,
+            self.out.send(Message::Text(text.into())),
+        )
+        .await
+        {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(End::SendFailed),
+        }
+    }
+
+    async fn on_frame(&mut self, frame: Message) -> Result<(), End> {
+        if !self.limiter.frame(Instant::now()) {
+            return Err(End::Flood("too many messages"));
+        }
+        match frame {
+            Message::Text(t) => self.on_text(t.as_str()).await,
+            Message::Binary(_) => {
+                self.send(ddp::error(
+                    "Bad request: DDP messages are text frames",
+                    None,
+                ))
+                .await
+            }
+            // tungstenite answers pings itself; a pong only resets the idle timer.
+            Message::Ping(_) | Message::Pong(_) => Ok(()),
+            Message::Close(_) => Err(End::Gone),
+        }
+    }
+
+    async fn on_text(&mut self, text: &str) -> Result<(), End> {
+        let msg = match ddp::parse(text) {
+            Ok(m) => m,
+            Err(refused) => return self.send(ddp::refused(refused)).await,
+        };
+        match msg {
+            Incoming::Connect { .. } if self.connected => {
+                self.send(ddp::error("Already connected", offending(text)))
+                    .await
+            }
+            Incoming::Connect { version } => {
+                if !ddp::version_supported(&version) {
+                    self.send(ddp::failed()).await?;
+                    return Err(End::UnsupportedVersion);
+                }
+                self.connected = true;
+                self.send(ddp::connected(&random_token(""))).await
+            }
+            _ if !self.connected => {
+                self.send(ddp::error("Must connect first", offending(text)))
+                    .await
+            }
+            Incoming::Ping { id } => self.send(ddp::pong(id)).await,
+            Incoming::Pong => Ok(()),
+            Incoming::Sub { id, name } => {
+                let name = name.as_str().unwrap_or_default().to_string();
+                let e = MeteorError::numeric(404, format!("Subscription '{name}' not found"));
+                self.send(ddp::nosub(id, Some(&e))).await
+            }
+            Incoming::Unsub { id } => self.send(ddp::nosub(id, None)).await,
+            Incoming::Method { id, method, params } => self.on_method(id, method, params).await,
+        }
+    }
+
+    async fn on_method(
+        &mut self,
+        id: String,
+        method: String,
+        params: Vec<Value>,
+    ) -> Result<(), End> {
+        let now = Instant::now();
+        let verdict = match self.limiter.method(&method, now) {
+            Verdict::Allow if self.in_flight >= self.limits.max_in_flight => {
+                self.limiter.refuse(now, Duration::from_secs(1))
+            }
+            v => v,
+        };
+        match verdict {
+            Verdict::Close => Err(End::Flood("rate limit exceeded")),
+            Verdict::Refuse { time_to_reset } => {
+                let ms = u64::try_from(time_to_reset.as_millis()).unwrap_or(u64::MAX);
+                self.answer(&id, &Err(too_many_requests(ms))).await
+            }
+            Verdict::Allow => {
+                if self.calls.is_none()
+                    && let Some(m) = self.methods.take()
+                {
+                    let (tx, rx) = mpsc::channel(self.limits.max_in_flight.max(1));
+                    spawn_worker(m, rx, self.done.clone());
+                    self.calls = Some(tx);
+                }
+                let queued = self.calls.as_ref().map(|tx| {
+                    tx.try_send(Call {
+                        id: id.clone(),
+                        method,
+                        params,
+                    })
+                });
+                match queued {
+                    Some(Ok(())) => {
+                        self.in_flight += 1;
+                        Ok(())
+                    }
+                    _ => {
+                        tracing::error!("realtime: the method worker is gone");
+                        let e = MeteorError::new(
+                            "error-unavailable",
+                            "The server cannot complete this request right now",
+                        );
+                        self.answer(&id, &Err(e)).await
+                    }
+                }
+            }
+        }
+    }
+
+    async fn on_finished(&mut self, id: &str, r: &MethodResult) -> Result<(), End> {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        self.answer(id, r).await
+    }
+
+    async fn answer(&mut self, id: &str, r: &MethodResult) -> Result<(), End> {
+        self.send(ddp::result(id, r)).await?;
+        self.send(ddp::updated(id)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
+
+    /// Echoes its params after a pause; enough to drive the loop.
+    struct Slow(Duration);
+
+    impl Methods for Slow {
+        async fn call(&mut self, method: &str, params: Vec<Value>) -> MethodResult {
+            tokio::time::sleep(self.0).await;
+            match method {
+                "echo" => Ok(Some(Value::Array(params))),
+                _ => Err(MeteorError::numeric(404, "nope")),
+            }
+        }
+    }
+
+    struct Client {
+        to: UnboundedSender<Result<Message, axum::Error>>,
+        from: UnboundedReceiver<Message>,
+        task: tokio::task::JoinHandle<End>,
+    }
+
+    fn start(limits: Limits, delay: Duration) -> Client {
+        let (to, incoming) = unbounded();
+        let (out, from) = unbounded();
+        let task = tokio::spawn(run(incoming, out, Slow(delay), limits));
+        Client { to, from, task }
+    }
+
+    impl Client {
+        fn send(&self, v: Value) {
+            self.raw(&v.to_string());
+        }
+        fn raw(&self, s: &str) {
+            let _ = self
+                .to
+                .unbounded_send(Ok(Message::Text(s.to_string().into())));
+        }
+        async fn next(&mut self) -> Message {
+            tokio::time::timeout(Duration::from_secs(5), self.from.next())
+                .await
+                .expect("an answer in time")
+                .expect("the connection is open")
+        }
+        async fn json(&mut self) -> Value {
+            match self.next().await {
+                Message::Text(t) => serde_json::from_str(t.as_str()).unwrap(),
+                other => panic!("expected text, got {other:?}"),
+            }
+        }
+        async fn connect(&mut self) {
+            self.send(json!({ "msg": "connect", "version": "1", "support": ["1"] }));
+            assert_eq!(self.json().await["msg"], "connected");
+        }
+    }
+
+    fn close_code_of(m: Message) -> u16 {
+        match m {
+            Message::Close(Some(f)) => f.code,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn idle_connections_close_and_pings_keep_them_open() {
+        let limits = Limits {
+            idle_timeout: Duration::from_millis(300),
+            ..Limits::default()
+        };
+        let mut c = start(limits, Duration::ZERO);
+        c.connect().await;
+        for _ in 0..4 {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            c.send(json!({ "msg": "ping", "id": "k" }));
+            assert_eq!(c.json().await, json!({ "msg": "pong", "id": "k" }));
+        }
+        assert_eq!(close_code_of(c.next().await), close_code::NORMAL);
+        drop(c.to);
+        assert_eq!(c.task.await.unwrap(), End::Idle);
+    }
+
+    #[tokio::test]
+    async fn methods_beyond_the_in_flight_cap_are_refused_and_pings_still_answered() {
+        let mut c = start(Limits::default(), Duration::from_millis(300));
+        c.connect().await;
+        for i in 0..6 {
+            c.send(
+                json!({ "msg": "method", "id": i.to_string(), "method": "echo", "params": [i] }),
+            );
+        }
+        c.send(json!({ "msg": "ping" }));
+        // Calls 4 and 5 are refused at once; the ping is answered while
+        // the first call still runs.
+        let mut seen = Vec::new();
+        for _ in 0..5 {
+            seen.push(c.json().await);
+        }
+        let refused: Vec<&Value> = seen.iter().filter(|m| m["msg"] == "result").collect();
+        assert_eq!(refused.len(), 2, "{seen:?}");
+        for r in refused {
+            assert_eq!(r["error"]["error"], "too-many-requests");
+            assert!(["4", "5"].contains(&r["id"].as_str().unwrap()));
+        }
+        assert!(seen.contains(&json!({ "msg": "pong" })), "{seen:?}");
+        // The four accepted calls answer in order.
+        let mut results = Vec::new();
+        while results.len() < 4 {
+            let m = c.json().await;
+            if m["msg"] == "result" {
+                results.push(m);
+            }
+        }
+        let ids: Vec<&str> = results.iter().map(|r| r["id"].as_str().unwrap()).collect();
+        assert_eq!(ids, ["0", "1", "2", "3"]);
+        assert_eq!(results[2]["result"], json!([2]));
+    }
+
+    #[tokio::test]
+    async fn a_ping_flood_closes_with_policy_violation() {
+        let mut c = start(Limits::default(), Duration::ZERO);
+        c.connect().await;
+        for _ in 0..300 {
+            c.send(json!({ "msg": "ping" }));
+        }
+        loop {
+            match c.next().await {
+                Message::Text(_) => continue,
+                m => {
+                    assert_eq!(close_code_of(m), close_code::POLICY);
+                    break;
+                }
+            }
+        }
+        drop(c.to);
+        assert_eq!(c.task.await.unwrap(), End::Flood("too many messages"));
+    }
+
+    #[tokio::test]
+    async fn protocol_mistakes_get_errors_and_the_connection_survives() {
+        let mut c = start(Limits::default(), Duration::ZERO);
+        c.send(json!({ "msg": "method", "id": "1", "method": "echo" }));
+        assert_eq!(c.json().await["reason"], "Must connect first");
+        c.connect().await;
+        c.raw("{not json");
+        assert_eq!(
+            c.json().await,
+            json!({ "msg": "error", "reason": "Parse error" })
+        );
+        c.send(json!({ "msg": "teleport" }));
+        assert_eq!(c.json().await["reason"], "Bad request");
+        c.send(json!({ "msg": "sub", "id": "s1", "name": "stream-notify-user" }));
+        let nosub = c.json().await;
+        assert_eq!(nosub["msg"], "nosub");
+        assert_eq!(nosub["error"]["error"], 404);
+        c.send(json!({ "msg": "method", "id": "2", "method": "echo", "params": ["hi"] }));
+        assert_eq!(
+            c.json().await,
+            json!({ "msg": "result", "id": "2", "result": ["hi"] })
+        );
+        assert_eq!(
+            c.json().await,
+            json!({ "msg": "updated", "methods": ["2"] })
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unsupported_version_fails_and_closes() {
+        let mut c = start(Limits::default(), Duration::ZERO);
+        c.send(json!({ "msg": "connect", "version": "2" }));
+        assert_eq!(c.json().await, json!({ "msg": "failed", "version": "1" }));
+        assert_eq!(close_code_of(c.next().await), close_code::PROTOCOL);
+    }
+
+    #[test]
+    fn oversize_frames_are_recognised() {
+        use tokio_tungstenite::tungstenite::error::{CapacityError, Error};
+        let e = axum::Error::new(Error::Capacity(CapacityError::MessageTooLong {
+            size: 70_000,
+            max_size: 65_536,
+        }));
+        assert!(is_too_big(&e));
+        assert!(!is_too_big(&axum::Error::new(Error::ConnectionClosed)));
+    }
+
+    #[test]
+    fn the_connection_cap_holds() {
+        let before = OPEN.load(Ordering::SeqCst);
+        let a = Permit::acquire(before + 1);
+        assert!(a.is_some());
+        assert!(Permit::acquire(before + 1).is_none());
+        drop(a);
+        assert_eq!(OPEN.load(Ordering::SeqCst), before);
+    }
+}

@@ -1,0 +1,9 @@
+//! Plugin runtime tests, in-process against the `postern` library: provider
+//! fakes, misbehaving guests, loading and the CLI. The guest plugins are
+//! built once per test process (`support::wasm_dir`).
+
+mod cli;
+mod containment;
+mod loading;
+mod providers;
+pub mod support;
