@@ -468,10 +468,25 @@ impl Config {
                 .map_err(|e| invalid("server.base_url", format!("not a URL: {e}")))?;
         }
         let db = self.database_url();
-        if !db.starts_with("sqlite:") {
+        if crate::store::is_postgres_url(&db) {
+            crate::store::check_postgres_url(&db).map_err(|e| invalid("server.database_url", e))?;
+            // A key generated into each host's data_dir would differ per
+            // host: no host could open another's payloads or check its codes.
+            if self.server.secret_key.as_ref().is_none_or(|k| k.is_empty()) {
+                return Err(invalid(
+                    "server.secret_key",
+                    "is required when server.database_url is PostgreSQL: every host sharing \
+                     the database must use the same key (set it in the file or as \
+                     POSTERN_SERVER__SECRET_KEY)",
+                ));
+            }
+        } else if !db.starts_with("sqlite:") {
             return Err(invalid(
                 "server.database_url",
-                "only sqlite:// is supported by this build (postgres:// is planned)",
+                format!(
+                    "unsupported scheme in `{}`; allowed: sqlite://, postgres://, postgresql://",
+                    db.split(':').next().unwrap_or_default()
+                ),
             ));
         }
         for (i, p) in self.server.trusted_proxies.iter().enumerate() {
@@ -1215,5 +1230,51 @@ secure = false
         .to_string();
         assert!(e.contains("url_allow_http"), "{e}");
         load("[server]\nbase_url = \"https://2fa.example.com\"\n[api]\ntwo_fa_token_delivery = \"http://127.0.0.1:9/x\"\n").unwrap();
+    }
+
+    #[test]
+    fn postgres_needs_a_shared_secret_key_and_other_schemes_are_refused() {
+        let pg = "[server]\ndatabase_url = \"postgres://postern@db.internal/postern\"\n";
+        let e = load(pg).unwrap_err().to_string();
+        assert!(
+            e.contains("server.secret_key") && e.contains("every host"),
+            "{e}"
+        );
+        let key = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        load_env(pg, &[("POSTERN_SERVER__SECRET_KEY", key)]).unwrap();
+        for host in [
+            include_str!("../../examples/two-hosts/host-a.toml"),
+            include_str!("../../examples/two-hosts/host-b.toml"),
+        ] {
+            assert!(
+                load(host).is_err(),
+                "the example needs the key from the environment"
+            );
+            let l = load_env(host, &[("POSTERN_SERVER__SECRET_KEY", key)]).unwrap();
+            assert!(l.unknown_keys.is_empty(), "{:?}", l.unknown_keys);
+        }
+        load(&format!(
+            "[server]\ndatabase_url = \"postgresql://db/postern\"\nsecret_key = \"{key}\"\n"
+        ))
+        .unwrap();
+        let e = load_env(
+            "[server]\ndatabase_url = \"postgres://u:hunter2@db/p?max_connections=x\"\n",
+            &[("POSTERN_SERVER__SECRET_KEY", key)],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("server.database_url")
+                && e.contains("max_connections")
+                && !e.contains("hunter2"),
+            "{e}"
+        );
+        let e = load("[server]\ndatabase_url = \"mysql://db/postern\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("server.database_url") && e.contains("postgres://"),
+            "{e}"
+        );
     }
 }

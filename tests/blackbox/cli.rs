@@ -209,8 +209,8 @@ async fn send_test_delivers_through_a_configured_channel() {
 #[tokio::test(flavor = "multi_thread")]
 async fn tenants_created_offline_get_their_own_api_key() {
     let p = Postern::start("").await;
-    let data = p.dir.path().join("data");
-    let env = [("POSTERN_SERVER__DATA_DIR", data.to_str().unwrap())];
+    let env = p.cli_env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let (code, out, err) = run_cli(p.dir.path(), &["tenant", "create", "acme"], &env);
     assert_eq!(code, 0, "{out}{err}");
     let acme_key = out

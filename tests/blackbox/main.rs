@@ -4,8 +4,10 @@
 mod support;
 
 mod api_errors;
+mod bench;
 mod cli;
 mod http_senders;
+mod multihost;
 mod plugins;
 mod queue;
 mod realtime;

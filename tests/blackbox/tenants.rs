@@ -140,7 +140,7 @@ async fn tenant_channels_keep_secrets_write_only_and_survive_restart() {
     assert_eq!(v["channel"]["secrets"]["signing_secret"], "***");
 
     // Secrets are encrypted at rest and come back after a restart.
-    let db = std::fs::read(p.dir.path().join("data/postern.db")).unwrap();
+    let db = p.stored_bytes().await;
     assert!(
         !db.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()),
         "secret stored in clear"

@@ -9,7 +9,7 @@ use crate::plugins::support::wasm;
 use crate::support::http::{Receiver, reply};
 use crate::support::server::{ADMIN, Postern};
 
-async fn upload(
+pub(crate) async fn upload(
     p: &Postern,
     tenant: &str,
     key: &str,
@@ -28,7 +28,7 @@ async fn upload(
     (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
 }
 
-async fn req(
+pub(crate) async fn req(
     p: &Postern,
     method: &str,
     path: &str,
@@ -45,7 +45,7 @@ async fn req(
     (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
 }
 
-async fn tenant(p: &Postern, name: &str) -> String {
+pub(crate) async fn tenant(p: &Postern, name: &str) -> String {
     let (s, v) = req(
         p,
         "POST",
@@ -58,7 +58,7 @@ async fn tenant(p: &Postern, name: &str) -> String {
     v["apiKey"].as_str().unwrap().to_string()
 }
 
-const WASM: &str = "application/wasm";
+pub(crate) const WASM: &str = "application/wasm";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn uploads_are_vetted_and_refusals_are_typed() {

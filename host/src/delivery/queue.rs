@@ -196,15 +196,21 @@ impl Queue {
         let permit = self.slots.clone().acquire_owned().await;
         let handle = self.tasks.spawn(async move {
             let _permit = permit;
-            me.execute(claimed).await;
+            me.execute(claimed).await
         });
-        let _ = handle.await;
-        self.store
+        let first = handle.await.ok().flatten();
+        let mut record = self
+            .store
             .get_delivery(&new.tenant, &id)
             .await?
-            .ok_or_else(|| {
-                StoreError::Other("delivery vanished after its first attempt".into()).into()
-            })
+            .ok_or_else(|| StoreError::Other("delivery vanished after its first attempt".into()))?;
+        // A worker (on this host or another sharing the store) may already
+        // have started the retry: answer as the first attempt left it.
+        if let Some(status) = first {
+            record.status = status.as_str().to_string();
+            record.attempts.truncate(1);
+        }
+        Ok(record)
     }
 
     /// Leases due deliveries and starts them; returns how many were started.

@@ -1,7 +1,12 @@
 //! Persistence. Callers see the [`Store`] trait and plain row types; only
-//! this module knows SQL. SQLite is the embedded default; a PostgreSQL
-//! implementation plugs in behind the same trait.
+//! this module knows SQL. SQLite is the embedded default; PostgreSQL lets
+//! several hosts share one database. Both implement every method with the
+//! same behaviour; each has its own migrations (`migrations/sqlite`,
+//! `migrations/postgres`), so a schema change adds a file to both.
 
+#[cfg(test)]
+mod conformance;
+mod postgres;
 mod sqlite;
 
 use std::sync::Arc;
@@ -10,6 +15,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 use thiserror::Error;
 
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, Error)]
@@ -30,12 +36,24 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 pub async fn open(database_url: &str) -> Result<Arc<dyn Store>> {
     if database_url.starts_with("sqlite:") {
         Ok(Arc::new(SqliteStore::open(database_url).await?))
+    } else if is_postgres_url(database_url) {
+        Ok(Arc::new(PgStore::open(database_url).await?))
     } else {
         Err(StoreError::Other(format!(
             "unsupported database_url scheme in `{}`",
             database_url.split(':').next().unwrap_or_default()
         )))
     }
+}
+
+/// `postgres://…` or `postgresql://…`: a database several hosts may share.
+pub fn is_postgres_url(database_url: &str) -> bool {
+    database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")
+}
+
+/// Checks a PostgreSQL URL without connecting (for config validation).
+pub fn check_postgres_url(database_url: &str) -> std::result::Result<(), String> {
+    postgres::parse_url(database_url).map(|_| ())
 }
 
 #[derive(Debug, Clone, Serialize)]

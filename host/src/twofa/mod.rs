@@ -1247,6 +1247,9 @@ impl TwoFactor {
             CodeCheck::Approved => Some("approved"),
             CodeCheck::Invalid => None,
             CodeCheck::MaxAttempts => Some("max_attempts_reached"),
+            // A live verification whose code is gone: a concurrent check
+            // (maybe on another host) used up the last attempt.
+            CodeCheck::NoLiveCode if now_ms() < v.expires_at => Some("max_attempts_reached"),
             CodeCheck::NoLiveCode => Some("expired"),
         };
         let actor = v.username.clone().unwrap_or_else(|| "api".into());
@@ -1263,10 +1266,16 @@ impl TwoFactor {
         )
         .await;
         if let Some(status) = next {
-            self.store
+            if self
+                .store
                 .finish_verification(tenant.as_str(), id, status, now_ms())
-                .await?;
-            v.status = status.into();
+                .await?
+            {
+                v.status = status.into();
+            } else {
+                // A concurrent check finished it first: answer what it recorded.
+                v = self.verification(tenant, id).await?;
+            }
         }
         Ok(v)
     }

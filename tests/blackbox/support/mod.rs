@@ -2,7 +2,9 @@
 //! SMTP server and HTTP receivers on loopback, a test CA.
 
 pub mod http;
+pub mod pg;
 pub mod server;
+pub mod sink;
 pub mod smtp;
 pub mod tls;
 

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use super::pg::TestDb;
+
 pub const ADMIN: &str = "test-admin-token-0123456789";
 
 pub fn bin() -> &'static str {
@@ -21,6 +23,8 @@ pub struct Postern {
     output: Arc<Mutex<String>>,
     config: String,
     env: Vec<(String, String)>,
+    /// The PostgreSQL database, in the PostgreSQL pass (see `support::pg`).
+    db: Option<Arc<TestDb>>,
 }
 
 impl Drop for Postern {
@@ -38,12 +42,29 @@ impl Postern {
     }
 
     pub async fn start_with_env(config: &str, env: &[(&str, &str)]) -> Self {
+        let db = TestDb::create().await;
+        Self::start_on(config, db, env).await
+    }
+
+    /// Starts postern on `db` (PostgreSQL; `None`: SQLite in its own data
+    /// dir). Several hosts started on one database share it.
+    pub async fn start_on(config: &str, db: Option<Arc<TestDb>>, env: &[(&str, &str)]) -> Self {
         let dir = Arc::new(tempfile::tempdir().unwrap());
         let env = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        Self::spawn(dir, config.to_string(), env).await
+        Self::spawn(dir, config.to_string(), env, db).await
+    }
+
+    /// The environment a CLI command needs to work on this server's store.
+    pub fn cli_env(&self) -> Vec<(String, String)> {
+        let mut env = vec![(
+            "POSTERN_SERVER__DATA_DIR".to_string(),
+            self.dir.path().join("data").display().to_string(),
+        )];
+        env.extend(self.db.iter().flat_map(|db| db.env()));
+        env
     }
 
     pub fn config_path(dir: &Path) -> PathBuf {
@@ -54,6 +75,7 @@ impl Postern {
         dir: Arc<tempfile::TempDir>,
         config: String,
         env: Vec<(String, String)>,
+        db: Option<Arc<TestDb>>,
     ) -> Self {
         let cfg_path = Self::config_path(dir.path());
         std::fs::write(&cfg_path, &config).unwrap();
@@ -69,6 +91,9 @@ impl Postern {
             .env("POSTERN_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        for (k, v) in db.iter().flat_map(|db| db.env()) {
+            cmd.env(k, v);
+        }
         for (k, v) in &env {
             cmd.env(k, v);
         }
@@ -115,6 +140,21 @@ impl Postern {
             output,
             config,
             env,
+            db,
+        }
+    }
+
+    /// Everything the store holds, as bytes: the SQLite files, or every
+    /// row of every table on PostgreSQL (BYTEA values decoded), for tests
+    /// that prove a secret is not stored in clear.
+    pub async fn stored_bytes(&self) -> Vec<u8> {
+        match &self.db {
+            Some(db) => db.dump().await,
+            None => ["postern.db", "postern.db-wal"]
+                .iter()
+                .filter_map(|f| std::fs::read(self.dir.path().join("data").join(f)).ok())
+                .flatten()
+                .collect(),
         }
     }
 
@@ -156,8 +196,9 @@ impl Postern {
         let dir = self.dir.clone();
         let config = self.config.clone();
         let env = self.env.clone();
+        let db = self.db.clone();
         let previous = self.logs();
-        let next = Self::spawn(dir, config, env).await;
+        let next = Self::spawn(dir, config, env, db).await;
         next.output.lock().unwrap().insert_str(0, &previous);
         next
     }
