@@ -146,12 +146,28 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Config {
             action: ConfigAction::Check,
         } => {
-            // Building the channels checks what parsing cannot (ca_file, regexes)
-            // without any network traffic.
+            // Building the channels checks what parsing cannot (ca_file,
+            // regexes, plugin files, compiled in memory) without any network
+            // traffic or writes.
             let config = loaded.config;
-            if let Err(e) = delivery::registry::file_channels(&config, &|c| {
-                Ok::<_, String>(std::sync::Arc::new(NoSend(c.name.clone())))
-            }) {
+            let plugins = if config.channel.is_empty() {
+                None
+            } else {
+                let runtime = postern::plugin::PluginRuntime::new(&config.plugins, None)
+                    .map_err(|e| anyhow::anyhow!("[plugins]: {e}"))?;
+                match postern::plugin::FileChannelPlugins::load(&config, &runtime).await {
+                    Ok(p) => Some(p),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return Ok(ExitCode::from(2));
+                    }
+                }
+            };
+            let built = delivery::registry::file_channels(&config, &|c| match &plugins {
+                Some(p) => p.sender(c),
+                None => Ok::<_, String>(std::sync::Arc::new(NoSend(c.name.clone()))),
+            });
+            if let Err(e) = built {
                 eprintln!("error: {e}");
                 return Ok(ExitCode::from(2));
             }

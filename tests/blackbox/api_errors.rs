@@ -204,6 +204,10 @@ async fn operations_endpoints() {
         "/api/v1/verifications/check",
         "/t/{tenant}/api/v1/verifications/{id}",
         "/api/v1/audit",
+        "/api/v1/plugins/{name}",
+        "/t/{tenant}/api/v1/channels/{name}",
+        "/admin/v1/tenants",
+        "/websocket",
     ] {
         assert!(paths.contains_key(path), "openapi lacks {path}");
     }

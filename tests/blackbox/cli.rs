@@ -77,6 +77,23 @@ fn config_check_accepts_the_example_and_names_bad_keys() {
     assert_eq!(code, 2);
     assert!(err.contains("/nonexistent.toml"), "{err}");
 
+    // Plugin files are loaded (in memory) by the check too.
+    std::fs::write(
+        &bad,
+        "[[channel]]\nname = \"tg\"\nplugin = \"missing.wasm\"\n",
+    )
+    .unwrap();
+    let (code, _, err) = run_cli(
+        dir.path(),
+        &["config", "check", "-c", bad.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("channel[0].plugin") && err.contains("missing.wasm"),
+        "{err}"
+    );
+
     // An invalid config stops `serve` with the same message.
     std::fs::write(&bad, "[limits]\nmax_check_attempts = 0\n").unwrap();
     let (code, _, err) = run_cli(dir.path(), &["serve", "-c", bad.to_str().unwrap()], &[]);

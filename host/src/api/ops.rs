@@ -150,6 +150,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         super::deliveries::test_channel,
         super::channels::list, super::channels::get_one, super::channels::put, super::channels::delete,
         super::plugins::put, super::plugins::list, super::plugins::get_one, super::plugins::delete,
+        super::realtime::websocket,
         super::admin::create, super::admin::list, super::admin::get_one, super::admin::delete,
         super::users::login, super::users::logout, super::users::me,
         super::users::users_create, super::users::users_info, super::users::users_delete,

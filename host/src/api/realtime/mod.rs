@@ -78,6 +78,12 @@ impl FromRequestParts<AppState> for WsTenant {
 }
 
 /// `GET /websocket`, `GET /t/{tenant}/websocket`.
+#[utoipa::path(get, path = "/t/{tenant}/websocket", tag = "realtime",
+    params(("tenant" = String, Path, description = "Tenant name; /websocket is the `default` tenant")),
+    responses(
+        (status = 101, description = "WebSocket upgrade: the Rocket.Chat DDP subset (connect, ping, method: login, logout, callWithTwoFactorRequired, sendEmailCode, 2fa:*)"),
+        (status = 400, body = crate::api::deliveries::ErrorBody, description = "Not a WebSocket upgrade"),
+        (status = 404, body = crate::api::deliveries::ErrorBody, description = "Unknown tenant")))]
 pub async fn websocket(
     WsTenant(tenant): WsTenant,
     State(state): State<AppState>,
