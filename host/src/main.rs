@@ -98,11 +98,6 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        // Plugins run on these threads in 5 ms slices; the default (check
-        // for I/O every 61 task polls) would leave a finished database reply
-        // unread for ~0.3 s while plugins spin, which every PostgreSQL
-        // round trip of another request pays.
-        .event_interval(2)
         .build()
     {
         Ok(r) => r,

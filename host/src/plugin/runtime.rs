@@ -159,6 +159,7 @@ pub struct PluginRuntime {
     cache: Option<CompileCache>,
     loaded: Mutex<HashMap<String, Arc<LoadedPlugin>>>,
     tls: Arc<tokio_rustls::rustls::ClientConfig>,
+    pool: GuestPool,
 }
 
 impl std::fmt::Debug for PluginRuntime {
@@ -210,6 +211,8 @@ impl PluginRuntime {
         let tls = tls_config().map_err(PluginError::Runtime)?;
         spawn_ticker(&engine)
             .map_err(|e| PluginError::Runtime(format!("cannot start the epoch ticker: {e}")))?;
+        let pool = GuestPool::start()
+            .map_err(|e| PluginError::Runtime(format!("cannot start the plugin threads: {e}")))?;
         Ok(Arc::new(Self {
             engine,
             linker,
@@ -217,6 +220,7 @@ impl PluginRuntime {
             cache,
             loaded: Mutex::new(HashMap::new()),
             tls,
+            pool,
         }))
     }
 
@@ -373,33 +377,28 @@ impl PluginRuntime {
         store
     }
 
-    /// One call in a fresh instance, bounded by every limit.
+    /// One call in a fresh instance, bounded by every limit. The guest runs
+    /// on the plugin pool; this future only waits for it.
     pub(crate) async fn call(
         &self,
         pre: &DelivererPre<State>,
         sandbox: &Sandbox,
         call: Call,
     ) -> Run {
-        let mut store = self.new_store(sandbox);
-        let work = async {
-            let instance = pre
-                .instantiate_async(&mut store)
-                .await
-                .map_err(|e| (true, e))?;
-            let r = match &call {
-                Call::Describe => instance.call_describe(&mut store).await.map(Returned::Info),
-                Call::Validate(to) => instance
-                    .call_validate_recipient(&mut store, to)
-                    .await
-                    .map(Returned::Validated),
-                Call::Deliver(m) => instance
-                    .call_deliver(&mut store, m)
-                    .await
-                    .map(Returned::Delivered),
-            };
-            r.map_err(|e| (false, e))
+        let store = self.new_store(sandbox);
+        let task = self
+            .pool
+            .spawn(run_guest(store, pre.clone(), call, self.limits.wall));
+        let (outcome, store) = match task.await {
+            Ok(done) => done,
+            // The pool is shutting down (or the call panicked in the host).
+            Err(e) => {
+                return Run {
+                    result: Err(Failure::Start(format!("plugin pool: {e}"))),
+                    journal: Journal::new(self.limits.max_log_bytes),
+                };
+            }
         };
-        let outcome = tokio::time::timeout(self.limits.wall, work).await;
         let state = store.data();
         let result = match outcome {
             Err(_) => Err(Failure::WallTimeout),
@@ -419,6 +418,43 @@ impl PluginRuntime {
             journal: state.journal.clone(),
         }
     }
+}
+
+/// What [`run_guest`] hands back: `Err(Elapsed)` for the wall clock, then
+/// `(instantiating?, error)` for a failed call, and the store to read the
+/// meters from.
+type GuestOutcome = (
+    Result<Result<Returned, (bool, wasmtime::Error)>, tokio::time::error::Elapsed>,
+    Store<State>,
+);
+
+/// Instantiates and calls, on a plugin pool thread.
+async fn run_guest(
+    mut store: Store<State>,
+    pre: DelivererPre<State>,
+    call: Call,
+    wall: Duration,
+) -> GuestOutcome {
+    let work = async {
+        let instance = pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| (true, e))?;
+        let r = match &call {
+            Call::Describe => instance.call_describe(&mut store).await.map(Returned::Info),
+            Call::Validate(to) => instance
+                .call_validate_recipient(&mut store, to)
+                .await
+                .map(Returned::Validated),
+            Call::Deliver(m) => instance
+                .call_deliver(&mut store, m)
+                .await
+                .map(Returned::Delivered),
+        };
+        r.map_err(|e| (false, e))
+    };
+    let outcome = tokio::time::timeout(wall, work).await;
+    (outcome, store)
 }
 
 /// A channel's compiled view: its config/secrets and egress policy, shared
@@ -524,4 +560,69 @@ fn spawn_ticker(engine: &Engine) -> std::io::Result<()> {
             }
         })
         .map(drop)
+}
+
+/// The threads guest code runs on: a tokio runtime of its own, one worker per
+/// core. Guests yield every [`TICK`], so plugins share these threads fairly
+/// among themselves, and a tenant's spinning plugin takes CPU from other
+/// plugins only, never from request handling, database replies or built-in
+/// senders on the main runtime (on a shared runtime each of those waited
+/// behind every spinning guest's slice).
+struct GuestPool {
+    handle: tokio::runtime::Handle,
+    /// `Some` until dropped; shut down without waiting, as this may be dropped
+    /// inside the main runtime.
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl GuestPool {
+    fn start() -> std::io::Result<Self> {
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("postern-plugin")
+            .enable_all()
+            .build()?;
+        Ok(Self {
+            handle: runtime.handle().clone(),
+            runtime: Some(runtime),
+        })
+    }
+
+    /// Runs `work` on the pool. Dropping the returned future cancels it (a
+    /// cancelled delivery stops its guest at the next yield).
+    fn spawn<F>(&self, work: F) -> AbortOnDrop<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        AbortOnDrop(self.handle.spawn(work))
+    }
+}
+
+impl Drop for GuestPool {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> std::future::Future for AbortOnDrop<T> {
+    type Output = Result<T, tokio::task::JoinError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx)
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
