@@ -10,12 +10,12 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 
 use crate::plugins::support::wasm;
+use crate::support::api::{WASM, req, tenant, upload};
 use crate::support::eventually;
 use crate::support::http::{Receiver, reply};
 use crate::support::pg::{self, TestDb};
 use crate::support::server::{Postern, run_cli};
 use crate::support::sink::Sink;
-use crate::uploads::{WASM, req, tenant, upload};
 
 const DELIVERIES: usize = 1000;
 /// Concurrent attempts per host.

@@ -3,41 +3,12 @@
 
 use serde_json::{Value, json};
 
+use crate::support::api::{req, tenant};
 use crate::support::http::{Receiver, reply};
 use crate::support::server::{ADMIN, Postern};
+use crate::support::smtp::{SmtpOptions, SmtpServer};
 
 const SECRET: &str = "tenant-a-signing-secret-42";
-
-async fn req(
-    p: &Postern,
-    method: &str,
-    path: &str,
-    key: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut r = Postern::client()
-        .request(method.parse().unwrap(), p.url(path))
-        .bearer_auth(key);
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    let r = r.send().await.unwrap();
-    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
-}
-
-async fn tenant(p: &Postern, name: &str) -> String {
-    let (s, v) = req(
-        p,
-        "POST",
-        "/admin/v1/tenants",
-        ADMIN,
-        Some(json!({ "name": name })),
-    )
-    .await;
-    assert_eq!(s, 201, "{v}");
-    assert_eq!(v["tenant"]["name"], name);
-    v["apiKey"].as_str().unwrap().to_string()
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn operator_api_manages_tenants() {
@@ -503,4 +474,66 @@ async fn tenant_delivery_quota_answers_429() {
     )
     .await;
     assert_eq!(s, 200);
+}
+
+/// A relay name that resolves inside (here the machine's own name, which
+/// /etc/hosts points at a loopback or private address) passes the literal
+/// check at save time; the address is checked when the mail is sent.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tenant_smtp_relay_named_inside_is_never_dialled() {
+    use std::net::ToSocketAddrs;
+    let relay = SmtpServer::start(SmtpOptions::default()).await;
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    let inside = (name.as_str(), relay.port)
+        .to_socket_addrs()
+        .map(|a| a.collect::<Vec<_>>())
+        .unwrap_or_default();
+    if inside.is_empty() || !inside.iter().any(|a| a.ip().is_loopback()) {
+        eprintln!("skipped: host name `{name}` does not resolve to loopback here ({inside:?})");
+        return;
+    }
+    let channel = json!({
+        "kind": "smtp",
+        "config": {
+            "server": format!("{name}:{}", relay.port),
+            "sender_email": "2fa@example.com",
+            "starttls": "off",
+        },
+    });
+    for (allow_private, expect) in [(false, 502), (true, 200)] {
+        let p = Postern::start(&format!(
+            "[plugins]\nallow_private_networks = {allow_private}\n"
+        ))
+        .await;
+        let key = tenant(&p, "acme").await;
+        let (s, v) = req(
+            &p,
+            "PUT",
+            "/t/acme/api/v1/channels/mail",
+            &key,
+            Some(channel.clone()),
+        )
+        .await;
+        assert_eq!(s, 200, "a name passes the save-time check: {v}");
+        let (s, v) = req(
+            &p,
+            "POST",
+            "/t/acme/api/v1/channels/mail/test",
+            &key,
+            Some(json!({ "sendTo": "user@example.com" })),
+        )
+        .await;
+        assert_eq!(s, expect, "allow_private_networks = {allow_private}: {v}");
+        if allow_private {
+            assert_eq!(relay.mails().len(), 1, "the control reaches the relay");
+        } else {
+            assert_eq!(v["delivery"]["status"], "failed", "{v}");
+            let detail = v["delivery"]["attempts"][0]["detail"].as_str().unwrap();
+            assert!(detail.contains("no public address"), "{detail}");
+            assert!(relay.mails().is_empty(), "the relay was dialled");
+        }
+    }
 }

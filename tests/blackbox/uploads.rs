@@ -6,59 +6,9 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::plugins::support::wasm;
+use crate::support::api::{WASM, req, tenant, upload};
 use crate::support::http::{Receiver, reply};
 use crate::support::server::{ADMIN, Postern};
-
-pub(crate) async fn upload(
-    p: &Postern,
-    tenant: &str,
-    key: &str,
-    name: &str,
-    ctype: &str,
-    bytes: Vec<u8>,
-) -> (u16, Value) {
-    let r = Postern::client()
-        .put(p.url(&format!("/t/{tenant}/api/v1/plugins/{name}")))
-        .bearer_auth(key)
-        .header("content-type", ctype)
-        .body(bytes)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
-}
-
-pub(crate) async fn req(
-    p: &Postern,
-    method: &str,
-    path: &str,
-    key: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut r = Postern::client()
-        .request(method.parse().unwrap(), p.url(path))
-        .bearer_auth(key);
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    let r = r.send().await.unwrap();
-    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
-}
-
-pub(crate) async fn tenant(p: &Postern, name: &str) -> String {
-    let (s, v) = req(
-        p,
-        "POST",
-        "/admin/v1/tenants",
-        ADMIN,
-        Some(json!({ "name": name })),
-    )
-    .await;
-    assert_eq!(s, 201, "{v}");
-    v["apiKey"].as_str().unwrap().to_string()
-}
-
-pub(crate) const WASM: &str = "application/wasm";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn uploads_are_vetted_and_refusals_are_typed() {

@@ -133,14 +133,14 @@ pub fn file_channels(
     let name = |n: &str| ChannelName::parse(n);
     let mut out = Vec::new();
     let mailer = match &cfg.smtp {
-        Some(smtp) => Some(Mailer::new(smtp).map_err(|e| format!("[smtp]: {e}"))?),
+        Some(smtp) => Some(Mailer::new(smtp, false).map_err(|e| format!("[smtp]: {e}"))?),
         None => None,
     };
     if let Some(smtp) = &cfg.smtp {
         out.push(Channel {
             name: name("email")?,
             sender: Arc::new(
-                SmtpSender::new(smtp, cfg.server.base_url.as_deref())
+                SmtpSender::new(smtp, cfg.server.base_url.as_deref(), false)
                     .map_err(|e| format!("[smtp]: {e}"))?,
             ),
             // `email` always requires an email address.

@@ -1,6 +1,8 @@
 //! Email through lettre: implicit TLS (`secure = true`), STARTTLS
 //! (`opportunistic | required | off`), AUTH when credentials are set.
 
+use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -19,10 +21,64 @@ use crate::domain::EmailAddress;
 pub struct Mailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
+    /// Set for tenant channels without `allow_private_networks`: the relay's
+    /// name is resolved per connection and only a public address is dialled.
+    public_only: Option<Arc<Relay>>,
+}
+
+/// How to reach the relay, kept to dial a vetted address instead of the name.
+struct Relay {
+    host: String,
+    port: u16,
+    tls: Tls,
+    credentials: Option<Credentials>,
+    timeout: Duration,
+}
+
+impl Relay {
+    /// A transport that connects to `addr` while TLS still verifies the
+    /// certificate against the configured name.
+    fn transport(&self, addr: &str) -> AsyncSmtpTransport<Tokio1Executor> {
+        let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(addr)
+            .port(self.port)
+            .tls(self.tls.clone())
+            .timeout(Some(self.timeout));
+        if let Some(c) = &self.credentials {
+            b = b.credentials(c.clone());
+        }
+        b.build()
+    }
+
+    /// Resolves the relay's name and picks a public address; a name that
+    /// only resolves to private, loopback or reserved addresses is refused.
+    async fn vetted_transport(&self) -> Result<AsyncSmtpTransport<Tokio1Executor>, SendOutcome> {
+        let addrs: Vec<std::net::SocketAddr> =
+            match tokio::net::lookup_host((self.host.as_str(), self.port)).await {
+                Ok(a) => a.collect(),
+                Err(e) => {
+                    return Err(SendOutcome::transient(format!(
+                        "cannot resolve SMTP server {}: {e}",
+                        self.host
+                    )));
+                }
+            };
+        match addrs
+            .iter()
+            .find(|a| !crate::netguard::is_forbidden(a.ip()))
+        {
+            Some(a) => Ok(self.transport(&a.ip().to_string())),
+            None => Err(SendOutcome::permanent(format!(
+                "SMTP server {} resolves to no public address; private networks are not allowed",
+                self.host
+            ))),
+        }
+    }
 }
 
 impl Mailer {
-    pub fn new(c: &SmtpConfig) -> Result<Self, String> {
+    /// `public_only`: refuse relays whose name resolves to a private,
+    /// loopback or reserved address (tenant channels).
+    pub fn new(c: &SmtpConfig, public_only: bool) -> Result<Self, String> {
         let (host, port) = c.host_port()?;
         let mut tls = TlsParameters::builder(host.clone());
         if let Some(ca) = c.ca_file.as_ref().filter(|p| !p.as_os_str().is_empty()) {
@@ -44,26 +100,44 @@ impl Mailer {
                 StartTls::Off => Tls::None,
             }
         };
-        let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
-            .port(port)
-            .tls(tls)
-            .timeout(Some(Duration::from_secs(c.timeout_seconds)));
-        if let Some(user) = c.auth_username.as_ref().filter(|u| !u.is_empty()) {
-            let pass = c
-                .auth_password
-                .as_ref()
-                .map(|p| p.expose().to_string())
-                .unwrap_or_default();
-            b = b.credentials(Credentials::new(user.clone(), pass));
-        }
+        let credentials = c
+            .auth_username
+            .as_ref()
+            .filter(|u| !u.is_empty())
+            .map(|user| {
+                let pass = c
+                    .auth_password
+                    .as_ref()
+                    .map(|p| p.expose().to_string())
+                    .unwrap_or_default();
+                Credentials::new(user.clone(), pass)
+            });
         let from: Mailbox = c
             .sender_email
             .parse()
             .map_err(|e| format!("smtp.sender_email: {e}"))?;
+        let relay = Relay {
+            host,
+            port,
+            tls,
+            credentials,
+            timeout: Duration::from_secs(c.timeout_seconds),
+        };
+        // An IP literal was vetted when the channel was saved; only names
+        // can change what they point at.
+        let is_name = relay.host.parse::<std::net::IpAddr>().is_err();
         Ok(Self {
-            transport: b.build(),
+            transport: relay.transport(&relay.host),
             from,
+            public_only: (public_only && is_name).then(|| Arc::new(relay)),
         })
+    }
+
+    async fn transport(&self) -> Result<Cow<'_, AsyncSmtpTransport<Tokio1Executor>>, SendOutcome> {
+        match &self.public_only {
+            None => Ok(Cow::Borrowed(&self.transport)),
+            Some(relay) => relay.vetted_transport().await.map(Cow::Owned),
+        }
     }
 
     pub async fn send(
@@ -101,7 +175,11 @@ impl Mailer {
             Ok(e) => e,
             Err(e) => return SendOutcome::permanent(format!("cannot build message: {e}")),
         };
-        match self.transport.send(email).await {
+        let transport = match self.transport().await {
+            Ok(t) => t,
+            Err(refused) => return refused,
+        };
+        match transport.send(email).await {
             Ok(resp) => {
                 let line = resp.message().collect::<Vec<_>>().join(" ");
                 SendOutcome::delivered(format!("SMTP {}: {}", resp.code(), line.trim()))
@@ -112,7 +190,8 @@ impl Mailer {
 
     /// Connects and says hello (no mail): for `/readyz`.
     pub async fn probe(&self) -> Result<(), String> {
-        match self.transport.test_connection().await {
+        let transport = self.transport().await.map_err(|o| o.detail)?;
+        match transport.test_connection().await {
             Ok(true) => Ok(()),
             Ok(false) => Err("server did not answer NOOP".into()),
             Err(e) => Err(classify(&e).detail),
@@ -161,9 +240,9 @@ pub struct SmtpSender {
 }
 
 impl SmtpSender {
-    pub fn new(c: &SmtpConfig, base_url: Option<&str>) -> Result<Self, String> {
+    pub fn new(c: &SmtpConfig, base_url: Option<&str>, public_only: bool) -> Result<Self, String> {
         Ok(Self {
-            mailer: Mailer::new(c)?,
+            mailer: Mailer::new(c, public_only)?,
             subject: c.subject.clone(),
             body: c.body.clone(),
             base_url: base_url.unwrap_or_default().to_string(),

@@ -205,7 +205,7 @@ pub fn build(
             let (host, _) = smtp.host_port().map_err(|m| err("config.server", m))?;
             check_host(&host, "config.server", public_only)?;
             Arc::new(
-                SmtpSender::new(&smtp, cfg.server.base_url.as_deref())
+                SmtpSender::new(&smtp, cfg.server.base_url.as_deref(), public_only)
                     .map_err(|m| err("config", m))?,
             )
         }
@@ -280,7 +280,7 @@ pub fn build(
                 ],
             )?;
             g.validate("config", true)?;
-            let mailer = Mailer::new(&smtp).map_err(|m| err("config", m))?;
+            let mailer = Mailer::new(&smtp, public_only).map_err(|m| err("config", m))?;
             Arc::new(
                 SmsSmtpSender::new(mailer, &g.mailto, &g.subject, &g.body, &g.regexp)
                     .map_err(|m| err("config", m))?,

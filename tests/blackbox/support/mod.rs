@@ -1,6 +1,7 @@
 //! Real parts for black-box tests: the `postern` binary in a temp dir, an
 //! SMTP server and HTTP receivers on loopback, a test CA.
 
+pub mod api;
 pub mod http;
 pub mod pg;
 pub mod server;

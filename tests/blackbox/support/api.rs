@@ -1,0 +1,61 @@
+//! Calling postern's JSON API as a tenant or the operator.
+
+use serde_json::{Value, json};
+
+use super::server::{ADMIN, Postern};
+
+pub const WASM: &str = "application/wasm";
+
+/// One JSON request with a bearer key; answers the status and the JSON body
+/// (`null` when there is none).
+pub async fn req(
+    p: &Postern,
+    method: &str,
+    path: &str,
+    key: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut r = Postern::client()
+        .request(method.parse().unwrap(), p.url(path))
+        .bearer_auth(key);
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let r = r.send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+/// Creates a tenant through the operator API; answers its API key.
+pub async fn tenant(p: &Postern, name: &str) -> String {
+    let (s, v) = req(
+        p,
+        "POST",
+        "/admin/v1/tenants",
+        ADMIN,
+        Some(json!({ "name": name })),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["tenant"]["name"], name);
+    v["apiKey"].as_str().unwrap().to_string()
+}
+
+/// `PUT /t/{tenant}/api/v1/plugins/{name}` with a raw body.
+pub async fn upload(
+    p: &Postern,
+    tenant: &str,
+    key: &str,
+    name: &str,
+    ctype: &str,
+    bytes: Vec<u8>,
+) -> (u16, Value) {
+    let r = Postern::client()
+        .put(p.url(&format!("/t/{tenant}/api/v1/plugins/{name}")))
+        .bearer_auth(key)
+        .header("content-type", ctype)
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
