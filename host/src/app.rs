@@ -172,6 +172,11 @@ pub async fn serve(app: App) -> Result<()> {
         plugins: app.plugins.clone(),
         admin_token_sha256: admin_hash,
         trusted_proxies: config.trusted_proxies(),
+        realtime: crate::api::realtime::Connections::new(
+            usize::try_from(config.realtime.max_connections).unwrap_or(usize::MAX),
+            usize::try_from(config.realtime.max_connections_per_ip).unwrap_or(usize::MAX),
+            app.metrics.realtime_connections.clone(),
+        ),
     });
     let listener = tokio::net::TcpListener::bind(addr)
         .await

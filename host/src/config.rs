@@ -69,6 +69,7 @@ pub struct Config {
     pub plugins: PluginsConfig,
     pub delivery: DeliveryConfig,
     pub limits: LimitsConfig,
+    pub realtime: RealtimeConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -333,6 +334,38 @@ impl Default for DeliveryConfig {
             retry_max_ms: 60_000,
             lease_seconds: 30,
             workers: 64,
+        }
+    }
+}
+
+/// `[realtime]` (postern addition): the WebSocket (DDP) endpoint's limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct RealtimeConfig {
+    /// Open connections per host; more are answered 503.
+    pub max_connections: u64,
+    /// Open connections per client address (after `trusted_proxies`); more
+    /// are answered 429.
+    pub max_connections_per_ip: u64,
+    /// Largest frame/message; a bigger one closes the connection with 1009.
+    pub max_message_bytes: u64,
+    /// A connection that sends nothing (not even a ping) for this long is closed.
+    pub idle_timeout_seconds: u64,
+    /// Calls of one method per `method_window_seconds` (Rocket.Chat's DDP
+    /// rate limiter default: 10 per 10 s); more are refused with `too-many-requests`.
+    pub calls_per_method: u32,
+    pub method_window_seconds: u64,
+}
+
+impl Default for RealtimeConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 10_000,
+            max_connections_per_ip: 500,
+            max_message_bytes: 64 * 1024,
+            idle_timeout_seconds: 60,
+            calls_per_method: 10,
+            method_window_seconds: 10,
         }
     }
 }
@@ -698,6 +731,34 @@ impl Config {
         check_range("delivery.lease_seconds", d.lease_seconds, 5..=3600)?;
         check_range("delivery.workers", d.workers as u64, 1..=1024)?;
 
+        let r = &self.realtime;
+        check_range("realtime.max_connections", r.max_connections, 1..=1_000_000)?;
+        check_range(
+            "realtime.max_connections_per_ip",
+            r.max_connections_per_ip,
+            1..=r.max_connections,
+        )?;
+        check_range(
+            "realtime.max_message_bytes",
+            r.max_message_bytes,
+            1024..=16 << 20,
+        )?;
+        check_range(
+            "realtime.idle_timeout_seconds",
+            r.idle_timeout_seconds,
+            5..=3600,
+        )?;
+        check_range(
+            "realtime.calls_per_method",
+            r.calls_per_method as u64,
+            1..=10_000,
+        )?;
+        check_range(
+            "realtime.method_window_seconds",
+            r.method_window_seconds,
+            1..=3600,
+        )?;
+
         let l = &self.limits;
         check_range("limits.code_length", l.code_length as u64, 6..=10)?;
         check_range(
@@ -1012,7 +1073,7 @@ fn apply_env_overrides(
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<(), ConfigError> {
     const SECTIONS: &[&str] = &[
-        "server", "api", "smtp", "pushover", "plugins", "delivery", "limits",
+        "server", "api", "smtp", "pushover", "plugins", "delivery", "limits", "realtime",
     ];
     for (var, value) in env {
         let Some(rest) = var.strip_prefix("POSTERN_") else {

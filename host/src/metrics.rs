@@ -1,7 +1,7 @@
 //! Prometheus metrics: deliveries by channel and outcome, attempt latency.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -10,6 +10,10 @@ pub struct Metrics {
     pub deliveries: IntCounterVec,
     pub attempt_seconds: HistogramVec,
     pub http_requests: IntCounterVec,
+    pub realtime_connections: IntGauge,
+    pub realtime_refused: IntCounterVec,
+    pub realtime_closed: IntCounterVec,
+    pub realtime_calls: IntCounterVec,
 }
 
 impl Metrics {
@@ -45,16 +49,57 @@ impl Metrics {
             &["class"],
         )
         .unwrap_or_else(|e| panic!("static metric definition: {e}"));
-        for c in [&attempts, &deliveries, &http_requests] {
+        let realtime_connections = IntGauge::new(
+            "realtime_connections",
+            "Open realtime (WebSocket) connections",
+        )
+        .unwrap_or_else(|e| panic!("static metric definition: {e}"));
+        let realtime_refused = IntCounterVec::new(
+            Opts::new(
+                "realtime_refused_total",
+                "Realtime connections turned away, by the limit that did it",
+            ),
+            &["reason"],
+        )
+        .unwrap_or_else(|e| panic!("static metric definition: {e}"));
+        let realtime_closed = IntCounterVec::new(
+            Opts::new(
+                "realtime_closed_total",
+                "Realtime connections ended, by why (gone, idle, too_big, flood, ...)",
+            ),
+            &["reason"],
+        )
+        .unwrap_or_else(|e| panic!("static metric definition: {e}"));
+        let realtime_calls = IntCounterVec::new(
+            Opts::new(
+                "realtime_calls_total",
+                "Realtime method calls by method and outcome (ok or the error id)",
+            ),
+            &["method", "outcome"],
+        )
+        .unwrap_or_else(|e| panic!("static metric definition: {e}"));
+        for c in [
+            &attempts,
+            &deliveries,
+            &http_requests,
+            &realtime_refused,
+            &realtime_closed,
+            &realtime_calls,
+        ] {
             let _ = registry.register(Box::new(c.clone()));
         }
         let _ = registry.register(Box::new(attempt_seconds.clone()));
+        let _ = registry.register(Box::new(realtime_connections.clone()));
         Self {
             registry,
             attempts,
             deliveries,
             attempt_seconds,
             http_requests,
+            realtime_connections,
+            realtime_refused,
+            realtime_closed,
+            realtime_calls,
         }
     }
 

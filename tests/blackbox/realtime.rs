@@ -23,9 +23,14 @@ struct Env {
 }
 
 async fn env() -> Env {
+    env_with("").await
+}
+
+/// `extra`: more config after the `[smtp]` section.
+async fn env_with(extra: &str) -> Env {
     let smtp = SmtpServer::start(SmtpOptions::default()).await;
     let p = Postern::start(&format!(
-        "[smtp]\nserver = \"127.0.0.1:{}\"\nsender_email = \"2fa@example.com\"\nstarttls = \"off\"\n",
+        "[smtp]\nserver = \"127.0.0.1:{}\"\nsender_email = \"2fa@example.com\"\nstarttls = \"off\"\n{extra}",
         smtp.port
     ))
     .await;
@@ -578,7 +583,8 @@ async fn a_thousand_idle_connections_with_bounded_memory() {
         fds >= N as u64 + 100,
         "the open-files limit ({fds}) is too low for {N} connections; raise `ulimit -n`"
     );
-    let e = env().await;
+    // Every test connection comes from 127.0.0.1.
+    let e = env_with("[realtime]\nmax_connections_per_ip = 2000\n").await;
     // Warm up: one connection and one method, so lazy start-up costs are paid.
     let mut warm = Ddp::open(&e.p).await;
     warm.err("2fa:checkCodesRemaining", json!([])).await;
@@ -621,4 +627,90 @@ async fn a_thousand_idle_connections_with_bounded_memory() {
         e.p.logs()
     );
     drop(conns);
+}
+
+/// Reads one sample of `/metrics`, e.g. `postern_realtime_connections`.
+async fn metric(p: &Postern, sample: &str) -> f64 {
+    let text = Postern::client()
+        .get(p.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn configured_limits_cap_one_address_and_show_in_metrics() {
+    let e = env_with(
+        "[realtime]\nmax_connections_per_ip = 3\ncalls_per_method = 2\nmethod_window_seconds = 60\n",
+    )
+    .await;
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        open.push(Ddp::open(&e.p).await);
+    }
+    assert_eq!(metric(&e.p, "postern_realtime_connections").await, 3.0);
+
+    // The fourth from the same address is turned away before the upgrade.
+    let r = Postern::client()
+        .get(e.p.url("/websocket"))
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 429);
+    assert!(r.headers().get("retry-after").is_some());
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["errorType"], "error-too-many-requests", "{v}");
+    assert_eq!(
+        metric(
+            &e.p,
+            "postern_realtime_refused_total{reason=\"address_limit\"}"
+        )
+        .await,
+        1.0
+    );
+
+    // calls_per_method = 2: the third call in the window is refused.
+    let c = &mut open[0];
+    for _ in 0..2 {
+        assert_eq!(
+            c.err("2fa:checkCodesRemaining", json!([])).await["error"],
+            "not-authorized"
+        );
+    }
+    assert_eq!(
+        c.err("2fa:checkCodesRemaining", json!([])).await["error"],
+        "too-many-requests"
+    );
+    assert_eq!(
+        metric(
+            &e.p,
+            "postern_realtime_calls_total{method=\"2fa:checkCodesRemaining\",outcome=\"not-authorized\"}"
+        )
+        .await,
+        2.0
+    );
+
+    // A closed connection frees its slot.
+    let mut gone = open.pop().unwrap();
+    gone.ws.close(None).await.unwrap();
+    drop(gone);
+    eventually(WAIT, "the slot to be freed", || async {
+        (metric(&e.p, "postern_realtime_connections").await == 2.0).then_some(())
+    })
+    .await;
+    open.push(Ddp::open(&e.p).await);
+    assert_eq!(
+        metric(&e.p, "postern_realtime_closed_total{reason=\"gone\"}").await,
+        1.0
+    );
 }

@@ -48,6 +48,8 @@ pub struct Inner {
     pub plugins: Arc<crate::plugin::TenantPlugins>,
     pub admin_token_sha256: String,
     pub trusted_proxies: Vec<IpNet>,
+    /// Open realtime connections of this host (caps per host and address).
+    pub realtime: Arc<realtime::Connections>,
 }
 
 impl std::ops::Deref for AppState {

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// Per-connection limits (and the process-wide connection cap).
+use crate::config::RealtimeConfig;
+
+/// Per-connection limits (the connection caps are in `admission.rs`).
 #[derive(Debug, Clone)]
 pub struct Limits {
     /// Largest frame and message; bigger closes with 1009.
@@ -27,8 +29,6 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// A client that does not read its answers for this long is dropped.
     pub send_timeout: Duration,
-    /// Open realtime connections per process; more get 503.
-    pub max_connections: usize,
 }
 
 impl Default for Limits {
@@ -43,7 +43,19 @@ impl Default for Limits {
             max_frames: 200,
             idle_timeout: Duration::from_secs(60),
             send_timeout: Duration::from_secs(10),
-            max_connections: 10_000,
+        }
+    }
+}
+
+impl Limits {
+    /// The configurable part from `[realtime]`; the rest keeps its default.
+    pub fn from_config(c: &RealtimeConfig) -> Self {
+        Self {
+            max_message_bytes: usize::try_from(c.max_message_bytes).unwrap_or(usize::MAX),
+            calls_per_method: c.calls_per_method,
+            window: Duration::from_secs(c.method_window_seconds),
+            idle_timeout: Duration::from_secs(c.idle_timeout_seconds),
+            ..Self::default()
         }
     }
 }

@@ -59,7 +59,7 @@ pub struct Session {
 
 impl Methods for Session {
     async fn call(&mut self, method: &str, mut params: Vec<Value>) -> MethodResult {
-        match method {
+        let r = match method {
             "login" => self.login(params).await,
             CALL_WITH_2FA => self.call_with_two_factor(params).await,
             _ => {
@@ -68,7 +68,37 @@ impl Methods for Session {
                 self.dispatch(method, params, SecondFactor::Supplied(supplied))
                     .await
             }
-        }
+        };
+        self.count(method, &r);
+        r
+    }
+}
+
+impl Session {
+    /// `realtime_calls_total{method, outcome}`; labels come from fixed sets
+    /// (client-chosen method names count as `other`).
+    fn count(&self, method: &str, r: &MethodResult) {
+        let method = if method == "login" || method == CALL_WITH_2FA || METHODS.contains(&method) {
+            method
+        } else {
+            "other"
+        };
+        let numeric;
+        let outcome = match r {
+            Ok(_) => "ok",
+            Err(e) => match &e.error {
+                Value::String(id) => id.as_str(),
+                other => {
+                    numeric = other.to_string();
+                    numeric.as_str()
+                }
+            },
+        };
+        self.state
+            .metrics
+            .realtime_calls
+            .with_label_values(&[method, outcome])
+            .inc();
     }
 }
 

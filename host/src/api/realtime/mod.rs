@@ -7,11 +7,11 @@
 //! `ping` while a method runs, enforces the limits (`limits.rs`) and closes
 //! with 1008 (flood), 1009 (too big) or 1000 (idle).
 
+mod admission;
 mod ddp;
 mod limits;
 mod methods;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::extract::ws::{
@@ -32,32 +32,11 @@ use super::error::ApiError;
 use super::users::ClientInfo;
 use crate::crypto::random_token;
 use crate::domain::TenantName;
+pub use admission::{Connections, Refusal};
 use ddp::{Incoming, MeteorError, MethodResult};
 pub use limits::Limits;
 use limits::{RateLimiter, Verdict};
 use methods::{Methods, Session, too_many_requests};
-
-/// Open realtime connections in this process.
-static OPEN: AtomicUsize = AtomicUsize::new(0);
-
-/// One slot of the process-wide connection cap, freed on drop.
-struct Permit;
-
-impl Permit {
-    fn acquire(max: usize) -> Option<Self> {
-        OPEN.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-            (n < max).then_some(n + 1)
-        })
-        .ok()
-        .map(|_| Permit)
-    }
-}
-
-impl Drop for Permit {
-    fn drop(&mut self) {
-        OPEN.fetch_sub(1, Ordering::SeqCst);
-    }
-}
 
 /// The tenant the path names (`default` without one); unknown → 404
 /// before any upgrade.
@@ -83,7 +62,9 @@ impl FromRequestParts<AppState> for WsTenant {
     responses(
         (status = 101, description = "WebSocket upgrade: the Rocket.Chat DDP subset (connect, ping, method: login, logout, callWithTwoFactorRequired, sendEmailCode, 2fa:*)"),
         (status = 400, body = crate::api::deliveries::ErrorBody, description = "Not a WebSocket upgrade"),
-        (status = 404, body = crate::api::deliveries::ErrorBody, description = "Unknown tenant")))]
+        (status = 404, body = crate::api::deliveries::ErrorBody, description = "Unknown tenant"),
+        (status = 429, body = crate::api::deliveries::ErrorBody, description = "realtime.max_connections_per_ip connections already open from this address"),
+        (status = 503, body = crate::api::deliveries::ErrorBody, description = "realtime.max_connections connections already open on this host")))]
 pub async fn websocket(
     WsTenant(tenant): WsTenant,
     State(state): State<AppState>,
@@ -102,10 +83,27 @@ pub async fn websocket(
             .into_response();
         }
     };
-    let limits = Limits::default();
-    let Some(permit) = Permit::acquire(limits.max_connections) else {
-        return ApiError::unavailable("Too many realtime connections; try again later")
+    let limits = Limits::from_config(&state.config.realtime);
+    let permit = match state.realtime.admit(caller.ip) {
+        Ok(p) => p,
+        Err(refusal) => {
+            state
+                .metrics
+                .realtime_refused
+                .with_label_values(&[refusal.label()])
+                .inc();
+            return match refusal {
+                Refusal::HostFull => {
+                    ApiError::unavailable("Too many realtime connections; try again later")
+                }
+                Refusal::AddressFull => {
+                    let mut e = super::users::too_many_requests(5);
+                    e.message = "Too many realtime connections from this address".into();
+                    e
+                }
+            }
             .into_response();
+        }
     };
     upgrade
         .read_buffer_size(limits.read_buffer_bytes)
@@ -115,8 +113,13 @@ pub async fn websocket(
         .on_upgrade(move |socket| async move {
             let _permit = permit;
             let ip = caller.ip;
+            let metrics = state.metrics.clone();
             let (out, incoming) = socket.split();
             let end = run(incoming, out, Session::new(state, tenant, caller), limits).await;
+            metrics
+                .realtime_closed
+                .with_label_values(&[end.label()])
+                .inc();
             match end {
                 End::Flood(_) | End::TooBig => {
                     tracing::info!(%ip, ?end, "realtime connection closed for breaking a limit");
@@ -137,6 +140,20 @@ pub enum End {
     UnsupportedVersion,
     /// The client stopped reading its answers.
     SendFailed,
+}
+
+impl End {
+    /// The metrics label.
+    fn label(&self) -> &'static str {
+        match self {
+            End::Gone => "gone",
+            End::Idle => "idle",
+            End::TooBig => "too_big",
+            End::Flood(_) => "flood",
+            End::UnsupportedVersion => "unsupported_version",
+            End::SendFailed => "send_failed",
+        }
+    }
 }
 
 struct Call {
@@ -567,15 +584,5 @@ mod tests {
         }));
         assert!(is_too_big(&e));
         assert!(!is_too_big(&axum::Error::new(Error::ConnectionClosed)));
-    }
-
-    #[test]
-    fn the_connection_cap_holds() {
-        let before = OPEN.load(Ordering::SeqCst);
-        let a = Permit::acquire(before + 1);
-        assert!(a.is_some());
-        assert!(Permit::acquire(before + 1).is_none());
-        drop(a);
-        assert_eq!(OPEN.load(Ordering::SeqCst), before);
     }
 }
