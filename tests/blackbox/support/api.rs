@@ -19,6 +19,7 @@ pub async fn req(
         .request(method.parse().unwrap(), p.url(path))
         .bearer_auth(key);
     if let Some(b) = body {
+        super::secrets::remember_in_json(&b);
         r = r.json(&b);
     }
     let r = r.send().await.unwrap();
@@ -37,7 +38,9 @@ pub async fn tenant(p: &Postern, name: &str) -> String {
     .await;
     assert_eq!(s, 201, "{v}");
     assert_eq!(v["tenant"]["name"], name);
-    v["apiKey"].as_str().unwrap().to_string()
+    let key = v["apiKey"].as_str().unwrap().to_string();
+    super::secrets::remember(&key);
+    key
 }
 
 /// `PUT /t/{tenant}/api/v1/plugins/{name}` with a raw body.

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod http;
 pub mod pg;
+pub mod secrets;
 pub mod server;
 pub mod sink;
 pub mod smtp;

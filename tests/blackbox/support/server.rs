@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::pg::TestDb;
+use super::secrets;
 
 pub const ADMIN: &str = "test-admin-token-0123456789";
 
@@ -31,6 +32,14 @@ impl Drop for Postern {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if !std::thread::panicking()
+            && let Some(secret) = secrets::leaked_in(&self.logs())
+        {
+            panic!(
+                "a secret handed to postern in this test suite (`{secret}`) is in this server's log:\n{}",
+                self.logs()
+            );
+        }
     }
 }
 
@@ -79,6 +88,8 @@ impl Postern {
     ) -> Self {
         let cfg_path = Self::config_path(dir.path());
         std::fs::write(&cfg_path, &config).unwrap();
+        secrets::remember_in_config(&config);
+        secrets::remember(ADMIN);
         let mut cmd = Command::new(bin());
         cmd.arg("serve")
             .arg("-c")
@@ -227,6 +238,7 @@ impl Postern {
     }
 
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        secrets::remember_in_json(&body);
         let r = Self::client()
             .post(self.url(path))
             .bearer_auth(ADMIN)
