@@ -586,13 +586,14 @@ pub async fn disable_email(
     ClientInfo(caller): ClientInfo,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    protect(&state, &session.user, &headers, &caller).await?;
-    let mut user = session.user;
-    state
-        .twofa
-        .disable(&mut user, Some(crate::twofa::EMAIL))
-        .await?;
-    Ok(ok(json!({})))
+    protected_disable(
+        &state,
+        session,
+        &headers,
+        &caller,
+        Some(crate::twofa::EMAIL),
+    )
+    .await
 }
 
 #[utoipa::path(post, path = "/t/{tenant}/api/v1/users.2fa.disable", tag = "2fa", params(("tenant" = String, Path, description = "Tenant name; /api/v1/… is the `default` tenant")), security(("session" = [])), responses((status = 200, description = "Success"), (status = 401, body = super::deliveries::ErrorBody, description = "No or bad session"), (status = 400, body = super::deliveries::ErrorBody), (status = 429, body = super::deliveries::ErrorBody, description = "Rate limited; see Retry-After")))]
@@ -602,9 +603,21 @@ pub async fn disable_all(
     ClientInfo(caller): ClientInfo,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    protect(&state, &session.user, &headers, &caller).await?;
+    protected_disable(&state, session, &headers, &caller, None).await
+}
+
+/// `disableEmail`, `disableTOTP` and `disable` (every method): a second
+/// factor every time, then off.
+async fn protected_disable(
+    state: &AppState,
+    session: Session,
+    headers: &HeaderMap,
+    caller: &Caller,
+    method: Option<&str>,
+) -> Result<Json<Value>, ApiError> {
+    protect(state, &session.user, headers, caller).await?;
     let mut user = session.user;
-    state.twofa.disable(&mut user, None).await?;
+    state.twofa.disable(&mut user, method).await?;
     Ok(ok(json!({})))
 }
 
@@ -714,13 +727,7 @@ pub async fn disable_totp(
     ClientInfo(caller): ClientInfo,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    protect(&state, &session.user, &headers, &caller).await?;
-    let mut user = session.user;
-    state
-        .twofa
-        .disable(&mut user, Some(crate::twofa::TOTP))
-        .await?;
-    Ok(ok(json!({})))
+    protected_disable(&state, session, &headers, &caller, Some(crate::twofa::TOTP)).await
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
