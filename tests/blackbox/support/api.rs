@@ -23,7 +23,7 @@ pub async fn req(
         r = r.json(&b);
     }
     let r = r.send().await.unwrap();
-    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    super::secrets::checked_json(r).await
 }
 
 /// Creates a tenant through the operator API; answers its API key.
@@ -60,5 +60,5 @@ pub async fn upload(
         .send()
         .await
         .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    super::secrets::checked_json(r).await
 }

@@ -1,8 +1,10 @@
 //! A suite-wide secrets sweep. Every secret a test hands postern (config
 //! passwords and tokens, channel `secrets`, user passwords, tenant API keys)
-//! is remembered here, and every server's log is checked against all of them
-//! when the server is dropped. So each test proves that no server printed
-//! any test's secret, not just its own.
+//! is remembered here. Every server's log is checked against all of them when
+//! the server is dropped, and every API response read through the harness
+//! (`Postern::get/post`, `api::req`) as it arrives. So each test proves that
+//! no server printed or answered any secret handed over so far, not just its
+//! own.
 
 use std::collections::BTreeSet;
 use std::sync::Mutex;
@@ -67,4 +69,17 @@ pub fn leaked_in(log: &str) -> Option<String> {
         .iter()
         .find(|s| log.contains(s.as_str()))
         .cloned()
+}
+
+/// Reads a response's JSON body after checking that it holds no secret
+/// handed to postern so far (a key shown once is remembered only after the
+/// response that shows it).
+pub async fn checked_json(r: reqwest::Response) -> (u16, Value) {
+    let status = r.status().as_u16();
+    let url = r.url().path().to_string();
+    let text = r.text().await.unwrap_or_default();
+    if let Some(secret) = leaked_in(&text) {
+        panic!("a secret (`{secret}`) is in the response of {url}: {text}");
+    }
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }

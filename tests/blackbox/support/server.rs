@@ -233,8 +233,7 @@ impl Postern {
             .send()
             .await
             .unwrap();
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
+        secrets::checked_json(r).await
     }
 
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
@@ -246,8 +245,7 @@ impl Postern {
             .send()
             .await
             .unwrap();
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
+        secrets::checked_json(r).await
     }
 
     /// One test delivery through `channel`; returns (status, body).
