@@ -211,13 +211,6 @@ async fn operations_endpoints() {
     ] {
         assert!(paths.contains_key(path), "openapi lacks {path}");
     }
-    let metrics = Postern::client()
-        .get(p.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = p.metrics().await;
     assert!(metrics.contains("postern_http_responses_total"));
 }

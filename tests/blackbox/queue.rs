@@ -54,14 +54,7 @@ async fn two_503s_then_200_ends_delivered_after_three_attempts() {
         .collect();
     assert!(codes.windows(2).all(|w| w[0] == w[1]));
 
-    let metrics = Postern::client()
-        .get(p.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = p.metrics().await;
     assert!(metrics.contains(r#"postern_delivery_attempts_total{channel="url",outcome="transient",tenant="default"} 2"#), "{metrics}");
     assert!(
         metrics.contains(

@@ -631,14 +631,7 @@ async fn a_thousand_idle_connections_with_bounded_memory() {
 
 /// Reads one sample of `/metrics`, e.g. `postern_realtime_connections`.
 async fn metric(p: &Postern, sample: &str) -> f64 {
-    let text = Postern::client()
-        .get(p.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = p.metrics().await;
     text.lines()
         .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
         .unwrap_or(0.0)
