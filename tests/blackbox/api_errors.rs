@@ -116,6 +116,23 @@ async fn malformed_requests_get_typed_errors() {
     let (s, v) = raw(&p, "DELETE", "/healthz", None, vec![]).await;
     assert_eq!(s, 405);
     assert_eq!(v["success"], false);
+
+    // Query strings and path segments axum cannot parse: still the shape.
+    for bad in [
+        "/api/v1/audit?limit=abc",
+        "/api/v1/audit?limit=-1",
+        "/api/v1/users.info?username=a&username=b",
+        "/api/v1/deliveries?limit=1&limit=2",
+    ] {
+        let (s, v) = p.get(bad).await;
+        assert_eq!(s, 400, "{bad}: {v}");
+        assert_shape(&v, "error-invalid-params");
+    }
+    for method in ["GET", "DELETE"] {
+        let (s, v) = raw(&p, method, "/admin/v1/tenants/%ff%fe", None, vec![]).await;
+        assert_eq!(s, 404, "{method}: {v}");
+        assert_shape(&v, "error-not-found");
+    }
     assert!(!p.logs().contains("panicked"));
 }
 

@@ -1,7 +1,7 @@
 //! Operator API: tenants (admin token).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::auth::Admin;
-use super::error::{ApiError, ApiJson};
+use super::error::{ApiError, ApiJson, ApiPath};
 use crate::crypto::{random_token, sha256_hex};
 use crate::delivery::queue::now_ms;
 use crate::domain::TenantName;
@@ -89,7 +89,7 @@ pub struct NameParam {
 pub async fn get_one(
     State(state): State<AppState>,
     _: Admin,
-    Path(p): Path<NameParam>,
+    ApiPath(p): ApiPath<NameParam>,
 ) -> Result<Json<Value>, ApiError> {
     let t = state
         .store
@@ -110,7 +110,7 @@ pub async fn get_one(
 pub async fn delete(
     State(state): State<AppState>,
     _: Admin,
-    Path(p): Path<NameParam>,
+    ApiPath(p): ApiPath<NameParam>,
 ) -> Result<Json<Value>, ApiError> {
     let name = TenantName::parse(&p.name).map_err(|_| ApiError::not_found("No such tenant"))?;
     if name == TenantName::default_tenant() {

@@ -4,14 +4,14 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::AppState;
 use super::auth::TenantAccess;
-use super::error::{ApiError, ApiJson};
+use super::error::{ApiError, ApiJson, ApiPath};
 use crate::config::SendToType;
 use crate::delivery::queue::now_ms;
 use crate::delivery::tenant_channels::{self, ChannelSpec};
@@ -77,7 +77,7 @@ pub struct NameParam {
 pub async fn put(
     State(state): State<AppState>,
     access: TenantAccess,
-    Path(p): Path<NameParam>,
+    ApiPath(p): ApiPath<NameParam>,
     ApiJson(b): ApiJson<PutChannel>,
 ) -> Result<Json<Value>, ApiError> {
     let name = parse_name(&p.name)?;
@@ -192,7 +192,7 @@ pub async fn list(
 pub async fn get_one(
     State(state): State<AppState>,
     access: TenantAccess,
-    Path(p): Path<NameParam>,
+    ApiPath(p): ApiPath<NameParam>,
 ) -> Result<Json<Value>, ApiError> {
     let name = parse_name(&p.name)?;
     if let Some(c) = state.registry.get(&access.tenant, name.as_str())
@@ -219,7 +219,7 @@ pub async fn get_one(
 pub async fn delete(
     State(state): State<AppState>,
     access: TenantAccess,
-    Path(p): Path<NameParam>,
+    ApiPath(p): ApiPath<NameParam>,
 ) -> Result<Json<Value>, ApiError> {
     let name = parse_name(&p.name)?;
     if state.registry.is_file_channel(&access.tenant, &name) {

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use axum::Json;
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use rand::Rng;
@@ -14,7 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::auth::TenantAccess;
-use super::error::{ApiError, ApiJson};
+use super::error::{ApiError, ApiJson, ApiPath, ApiQuery};
 use crate::delivery::Message;
 use crate::delivery::queue::{Enqueue, QueueError, now_ms};
 use crate::delivery::template::default_text;
@@ -65,9 +65,8 @@ pub struct ErrorBody {
 pub async fn list(
     State(state): State<AppState>,
     access: TenantAccess,
-    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<DeliveryList>, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::invalid_params("query", e.body_text()))?;
     let status = match q.status.as_deref() {
         None | Some("") => None,
         Some(s) => Some(DeliveryStatus::parse(s).ok_or_else(|| {
@@ -113,7 +112,7 @@ pub struct IdParam {
 pub async fn get_one(
     State(state): State<AppState>,
     access: TenantAccess,
-    Path(p): Path<IdParam>,
+    ApiPath(p): ApiPath<IdParam>,
 ) -> Result<Json<DeliveryResponse>, ApiError> {
     let delivery = state
         .store
@@ -150,7 +149,7 @@ pub struct NameParam {
 pub async fn test_channel(
     State(state): State<AppState>,
     access: TenantAccess,
-    Path(p): Path<NameParam>,
+    ApiPath(p): ApiPath<NameParam>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<TestRequest>,

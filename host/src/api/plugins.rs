@@ -5,7 +5,7 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use http_body_util::BodyExt;
 use serde::Deserialize;
@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::auth::TenantAccess;
-use super::error::ApiError;
+use super::error::{ApiError, ApiPath};
 use crate::delivery::queue::now_ms;
 use crate::domain::ChannelName;
 use crate::plugin::PluginError;
@@ -55,7 +55,7 @@ fn too_large(limit: u64) -> ApiError {
 pub async fn put(
     State(state): State<AppState>,
     access: TenantAccess,
-    Path(p): Path<NameParam>,
+    ApiPath(p): ApiPath<NameParam>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
@@ -177,7 +177,7 @@ pub async fn list(
 pub async fn get_one(
     State(state): State<AppState>,
     access: TenantAccess,
-    Path(p): Path<NameParam>,
+    ApiPath(p): ApiPath<NameParam>,
 ) -> Result<Json<Value>, ApiError> {
     let row = state
         .store
@@ -196,7 +196,7 @@ pub async fn get_one(
 pub async fn delete(
     State(state): State<AppState>,
     access: TenantAccess,
-    Path(p): Path<NameParam>,
+    ApiPath(p): ApiPath<NameParam>,
 ) -> Result<Json<Value>, ApiError> {
     let users: Vec<String> = state
         .store

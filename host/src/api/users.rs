@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use axum::Json;
-use axum::extract::{ConnectInfo, FromRequestParts, Query, State};
+use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::auth::{TenantAccess, path_tenant};
-use super::error::{ApiError, ApiJson};
+use super::error::{ApiError, ApiJson, ApiQuery};
 use crate::crypto::sha256_hex;
 use crate::delivery::queue::now_ms;
 use crate::domain::{EmailAddress, TenantName};
@@ -462,7 +462,7 @@ async fn find_user(
 pub async fn users_info(
     State(state): State<AppState>,
     access: TenantAccess,
-    Query(q): Query<UsernameQuery>,
+    ApiQuery(q): ApiQuery<UsernameQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let user = find_user(&state, &access.tenant, q.username.as_deref()).await?;
     Ok(ok(json!({ "user": user_json(&state.twofa, &user).await? })))
@@ -785,7 +785,7 @@ pub struct LimitQuery {
 pub async fn audit(
     State(state): State<AppState>,
     access: TenantAccess,
-    Query(q): Query<LimitQuery>,
+    ApiQuery(q): ApiQuery<LimitQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let entries = state

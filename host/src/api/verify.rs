@@ -1,7 +1,7 @@
 //! Server-to-server verification (Twilio Verify style).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::auth::TenantAccess;
-use super::error::{ApiError, ApiJson};
+use super::error::{ApiError, ApiJson, ApiPath};
 use super::users::ClientInfo;
 use crate::store::{VerificationRow, rfc3339};
 
@@ -112,7 +112,7 @@ pub struct IdParam {
 pub async fn get_one(
     State(state): State<AppState>,
     access: TenantAccess,
-    Path(p): Path<IdParam>,
+    ApiPath(p): ApiPath<IdParam>,
 ) -> Result<Json<Value>, ApiError> {
     let v = state.twofa.verification(&access.tenant, &p.id).await?;
     Ok(Json(json!({ "success": true, "verification": view(&v) })))
@@ -122,7 +122,7 @@ pub async fn get_one(
 pub async fn cancel(
     State(state): State<AppState>,
     access: TenantAccess,
-    Path(p): Path<IdParam>,
+    ApiPath(p): ApiPath<IdParam>,
 ) -> Result<Json<Value>, ApiError> {
     let v = state
         .twofa
