@@ -685,13 +685,33 @@ impl Config {
                     .enumerate()
                     .map(|(i, c)| (format!("channel[{i}].fallback"), &c.name, &c.fallback)),
             );
-        for (key, name, fallback) in fallbacks {
+        let fallbacks: Vec<(String, &String, &Option<String>)> = fallbacks.collect();
+        let fallback_of = |n: &str| {
+            fallbacks
+                .iter()
+                .find(|(_, name, _)| name.as_str() == n)
+                .and_then(|(_, _, f)| f.as_deref())
+        };
+        for (key, name, fallback) in &fallbacks {
             if let Some(f) = fallback {
-                if f == name {
+                if f == *name {
                     return Err(invalid(key, "a channel cannot fall back to itself"));
                 }
                 if !names.iter().any(|(n, _)| n == f) {
                     return Err(invalid(key, format!("no channel named `{f}`")));
+                }
+                // Chains are fine; loops are not.
+                let mut chain = vec![name.as_str(), f.as_str()];
+                let mut next = fallback_of(f);
+                while let Some(n) = next {
+                    chain.push(n);
+                    if n == name.as_str() || chain.len() > fallbacks.len() + 1 {
+                        return Err(invalid(
+                            key,
+                            format!("fallbacks form a cycle: {}", chain.join(" → ")),
+                        ));
+                    }
+                    next = fallback_of(n);
                 }
             }
         }
@@ -932,9 +952,25 @@ impl SmtpConfig {
         let port: u16 = port
             .parse()
             .map_err(|_| format!("`{port}` is not a port number"))?;
-        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let host = match host.strip_prefix('[') {
+            // An IPv6 literal, bracketed: `[2001:db8::1]:25`.
+            Some(v6) => v6
+                .strip_suffix(']')
+                .filter(|h| h.parse::<std::net::Ipv6Addr>().is_ok())
+                .ok_or_else(|| format!("`{host}` is not a bracketed IPv6 address"))?,
+            None => host,
+        };
+        let name_like = host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_');
         if host.is_empty() {
             return Err("the host is empty".into());
+        }
+        if !name_like && host.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(format!(
+                "`{}` is not a host name or IP address",
+                host.escape_debug()
+            ));
         }
         Ok((host.to_string(), port))
     }
@@ -1266,6 +1302,15 @@ secure = false
             .unwrap_err()
             .to_string();
         assert!(e.contains("sms_gateway[0].fallback"), "{e}");
+        let gw = |name: &str, fallback: &str| {
+            format!(
+                "[[sms_gateway]]\nname = \"{name}\"\nkind = \"http\"\nurl = \"http://x\"\nfallback = \"{fallback}\"\n"
+            )
+        };
+        let e = load(&format!("{}{}", gw("a", "b"), gw("b", "a")))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cycle: a → b → a"), "{e}");
     }
 
     #[test]

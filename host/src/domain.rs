@@ -23,14 +23,20 @@ fn parse_name(kind: &str, s: &str) -> Result<String, String> {
 }
 
 macro_rules! name_type {
-    ($ty:ident, $kind:literal) => {
+    ($ty:ident, $kind:literal, reserved: [$($reserved:literal),*]) => {
         #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
         #[serde(transparent)]
         pub struct $ty(String);
 
         impl $ty {
             pub fn parse(s: &str) -> Result<Self, String> {
-                parse_name($kind, s).map(Self)
+                let name = parse_name($kind, s)?;
+                if [$($reserved),*].contains(&name.as_str()) {
+                    return Err(format!(
+                        "`{name}` is reserved: it names a built-in 2FA method"
+                    ));
+                }
+                Ok(Self(name))
             }
 
             pub fn as_str(&self) -> &str {
@@ -46,8 +52,10 @@ macro_rules! name_type {
     };
 }
 
-name_type!(ChannelName, "channel");
-name_type!(TenantName, "tenant");
+// Channel names double as 2FA method names (`x-2fa-method`), so the
+// methods that are not channels cannot be channel names.
+name_type!(ChannelName, "channel", reserved: ["totp", "password"]);
+name_type!(TenantName, "tenant", reserved: []);
 
 impl TenantName {
     pub fn default_tenant() -> Self {
@@ -112,6 +120,9 @@ mod tests {
     fn names() {
         assert!(ChannelName::parse("telegram").is_ok());
         assert!(ChannelName::parse("sms-1_x").is_ok());
+        assert!(ChannelName::parse("totp").unwrap_err().contains("reserved"));
+        assert!(ChannelName::parse("password").is_err());
+        assert!(TenantName::parse("password").is_ok());
         for bad in ["", "../x", "A", "-x", "a b", &"x".repeat(65)] {
             assert!(ChannelName::parse(bad).is_err(), "{bad}");
         }

@@ -221,6 +221,18 @@ async fn channel_validation_names_the_field() {
             json!({ "kind": "url", "config": { "url": "https://hook.example.com" }, "fallback": "nowhere" }),
             "fallback",
         ),
+        (
+            json!({ "kind": "pushover", "config": { "timeout_seconds": u64::MAX }, "secrets": { "api_token": "pushover-app-token" } }),
+            "config.timeout_seconds",
+        ),
+        (
+            json!({ "kind": "smtp", "config": { "server": "[::1", "sender_email": "a@b.co" } }),
+            "config.server",
+        ),
+        (
+            json!({ "kind": "smtp", "config": { "server": "smtp example com:25", "sender_email": "a@b.co" } }),
+            "config.server",
+        ),
     ];
     for (body, field) in cases {
         let (s, v) = req(
@@ -246,6 +258,47 @@ async fn channel_validation_names_the_field() {
     )
     .await;
     assert_eq!((s, v["details"]["field"].as_str()), (400, Some("name")));
+    // Channel names double as 2FA method names.
+    let (s, v) = req(
+        &p,
+        "PUT",
+        "/t/acme/api/v1/channels/totp",
+        &key,
+        Some(json!({ "kind": "url", "config": { "url": "https://hook.example.com" } })),
+    )
+    .await;
+    assert_eq!(
+        (s, v["details"]["field"].as_str()),
+        (400, Some("name")),
+        "{v}"
+    );
+
+    // Fallbacks may chain but never loop: a ← b ← c, then a → c is refused.
+    let hook = |fallback: Option<&str>| json!({ "kind": "url", "config": { "url": "https://hook.example.com" }, "fallback": fallback });
+    for (name, fallback) in [("a", None), ("b", Some("a")), ("c", Some("b"))] {
+        let path = format!("/t/acme/api/v1/channels/{name}");
+        let (s, v) = req(&p, "PUT", &path, &key, Some(hook(fallback))).await;
+        assert_eq!(s, 200, "{v}");
+    }
+    let (s, v) = req(
+        &p,
+        "PUT",
+        "/t/acme/api/v1/channels/a",
+        &key,
+        Some(hook(Some("c"))),
+    )
+    .await;
+    assert_eq!(
+        (s, v["details"]["field"].as_str()),
+        (400, Some("fallback")),
+        "{v}"
+    );
+    assert!(
+        v["error"].as_str().unwrap().contains("a → c → b → a"),
+        "{v}"
+    );
+    let (_, v) = req(&p, "GET", "/t/acme/api/v1/channels/a", &key, None).await;
+    assert_eq!(v["channel"]["fallback"], Value::Null, "unchanged");
 }
 
 #[tokio::test(flavor = "multi_thread")]

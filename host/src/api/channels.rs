@@ -116,13 +116,29 @@ pub async fn put(
             ));
         }
     };
-    if let Some(f) = &b.fallback
-        && state.registry.get(&access.tenant, f).is_none()
-    {
-        return Err(ApiError::invalid_params(
-            "fallback",
-            format!("no channel named `{f}`"),
-        ));
+    if let Some(f) = &b.fallback {
+        let Some(first) = state.registry.get(&access.tenant, f) else {
+            return Err(ApiError::invalid_params(
+                "fallback",
+                format!("no channel named `{f}`"),
+            ));
+        };
+        // Follow the chain: it must not lead back here.
+        let mut next = first.fallback.clone();
+        let mut chain = vec![name.to_string(), f.clone()];
+        while let Some(n) = next {
+            chain.push(n.to_string());
+            if n == name || chain.len() > 64 {
+                return Err(ApiError::invalid_params(
+                    "fallback",
+                    format!("fallbacks would form a cycle: {}", chain.join(" → ")),
+                ));
+            }
+            next = state
+                .registry
+                .get(&access.tenant, n.as_str())
+                .and_then(|c| c.fallback.clone());
+        }
     }
     let spec = ChannelSpec {
         kind: b.kind,

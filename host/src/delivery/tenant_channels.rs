@@ -215,6 +215,9 @@ pub fn build(
                 return Err(err("secrets.api_token", "is required"));
             }
             check_url(&p.api_url, "config.api_url", public_only)?;
+            if !(1..=120).contains(&p.timeout_seconds) {
+                return Err(err("config.timeout_seconds", "allowed 1..=120"));
+            }
             Arc::new(PushoverSender::new(&p, public_only).map_err(|m| err("config", m))?)
         }
         "url" => {
