@@ -238,17 +238,17 @@ pub async fn serve(app: App) -> Result<()> {
 
     let router = api::router(state);
     let stop = shutdown.clone();
-    axum::serve(
+    crate::http_server::serve(
         listener,
-        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        router,
+        async move {
+            wait_for_signal().await;
+            tracing::info!("shutting down: no new requests; finishing in-flight deliveries");
+            stop.cancel();
+        },
+        grace,
     )
-    .with_graceful_shutdown(async move {
-        wait_for_signal().await;
-        tracing::info!("shutting down: no new requests; finishing in-flight deliveries");
-        stop.cancel();
-    })
-    .await
-    .context("server error")?;
+    .await;
     shutdown.cancel();
     let _ = worker.await;
     tracing::info!("stopped");

@@ -12,6 +12,7 @@ pub mod config;
 pub mod crypto;
 pub mod delivery;
 pub mod domain;
+pub mod http_server;
 pub mod metrics;
 pub mod netguard;
 pub mod plugin;

@@ -231,3 +231,73 @@ async fn operations_endpoints() {
     let metrics = p.metrics().await;
     assert!(metrics.contains("postern_http_responses_total"));
 }
+
+/// Reads from `sock` until the server closes it; returns what it sent and
+/// how long that took (`None`: still open after `limit`).
+async fn until_closed(
+    sock: &mut tokio::net::TcpStream,
+    limit: std::time::Duration,
+) -> Option<(String, std::time::Duration)> {
+    use tokio::io::AsyncReadExt;
+    let started = std::time::Instant::now();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        match tokio::time::timeout_at(
+            tokio::time::Instant::from_std(started + limit),
+            sock.read(&mut buf),
+        )
+        .await
+        {
+            Err(_) => return None,
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                return Some((
+                    String::from_utf8_lossy(&got).into_owned(),
+                    started.elapsed(),
+                ));
+            }
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn half_sent_requests_do_not_hold_a_connection() {
+    use tokio::io::AsyncWriteExt;
+    let p = Postern::start("").await;
+    let addr = p.base.trim_start_matches("http://").to_string();
+    let limit = std::time::Duration::from_secs(40);
+
+    // Headers that never end (slowloris).
+    let mut headers = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    headers
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: ")
+        .await
+        .unwrap();
+    // A body that stops half-way.
+    let mut body = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    body.write_all(
+        format!(
+            "POST /api/v1/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{}",
+            r#"{"user":"#
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+
+    let (sent, took) = until_closed(&mut headers, limit)
+        .await
+        .expect("a connection with unfinished headers is closed");
+    println!("unfinished headers: closed after {took:?}, answer {sent:?}");
+    let (sent, took) = until_closed(&mut body, limit)
+        .await
+        .expect("a connection with an unfinished body is closed");
+    println!("unfinished body: closed after {took:?}");
+    assert!(sent.starts_with("HTTP/1.1 400"), "{sent}");
+    assert!(sent.contains("error-invalid-json"), "{sent}");
+
+    // Meanwhile and afterwards the server serves everyone else.
+    let (s, _) = p.get("/healthz").await;
+    assert_eq!(s, 200);
+}
