@@ -105,6 +105,9 @@ pub(crate) struct CpuMeter {
     pub(crate) ticks: u64,
     pub(crate) budget_ticks: u64,
     pub(crate) exhausted: bool,
+    /// Set at the first tick the guest is still running: it is CPU-bound,
+    /// and the caller moves it to the guest pool (see `runtime::call`).
+    pub(crate) yielded: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Caps the sum of all linear memories of the instance (wasmtime's own

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -356,6 +357,7 @@ impl PluginRuntime {
                 ticks: 0,
                 budget_ticks: self.limits.budget_ticks(),
                 exhausted: false,
+                yielded: Arc::new(AtomicBool::new(false)),
             },
         };
         let mut store = Store::new(&self.engine, state);
@@ -371,14 +373,21 @@ impl PluginRuntime {
                 Ok(UpdateDeadline::Interrupt)
             } else {
                 // Let other deliveries run on this thread, then continue.
+                cpu.yielded.store(true, Ordering::Relaxed);
                 Ok(UpdateDeadline::Yield(1))
             }
         });
         store
     }
 
-    /// One call in a fresh instance, bounded by every limit. The guest runs
-    /// on the plugin pool; this future only waits for it.
+    /// One call in a fresh instance, bounded by every limit.
+    ///
+    /// The guest starts on the caller's thread: most calls finish (or wait
+    /// on I/O) well within one epoch tick, and a hop to another thread pool
+    /// would cost more than the call (two cross-thread wake-ups, ~60 µs
+    /// here). A guest still computing at its first tick is CPU-bound; the
+    /// rest of its run moves to the guest pool, so spinning guests compete
+    /// with each other, never with request handling.
     pub(crate) async fn call(
         &self,
         pre: &DelivererPre<State>,
@@ -386,10 +395,21 @@ impl PluginRuntime {
         call: Call,
     ) -> Run {
         let store = self.new_store(sandbox);
-        let task = self
-            .pool
-            .spawn(run_guest(store, pre.clone(), call, self.limits.wall));
-        let (outcome, store) = match task.await {
+        let yielded = store.data().cpu.yielded.clone();
+        let mut guest = Box::pin(run_guest(store, pre.clone(), call, self.limits.wall));
+        let inline = std::future::poll_fn(|cx| match guest.as_mut().poll(cx) {
+            std::task::Poll::Ready(done) => std::task::Poll::Ready(Some(done)),
+            std::task::Poll::Pending if yielded.load(Ordering::Relaxed) => {
+                std::task::Poll::Ready(None)
+            }
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        })
+        .await;
+        let finished = match inline {
+            Some(done) => Ok(done),
+            None => self.pool.spawn(guest).await,
+        };
+        let (outcome, store) = match finished {
             Ok(done) => done,
             // The pool is shutting down (or the call panicked in the host).
             Err(e) => {
@@ -562,12 +582,12 @@ fn spawn_ticker(engine: &Engine) -> std::io::Result<()> {
         .map(drop)
 }
 
-/// The threads guest code runs on: a tokio runtime of its own, one worker per
-/// core. Guests yield every [`TICK`], so plugins share these threads fairly
-/// among themselves, and a tenant's spinning plugin takes CPU from other
-/// plugins only, never from request handling, database replies or built-in
-/// senders on the main runtime (on a shared runtime each of those waited
-/// behind every spinning guest's slice).
+/// The threads CPU-bound guest code runs on: a tokio runtime of its own, one
+/// worker per core. Guests yield every [`TICK`], so plugins share these
+/// threads fairly among themselves, and a tenant's spinning plugin takes CPU
+/// from other plugins only, never from request handling, database replies or
+/// built-in senders on the main runtime (on a shared runtime each of those
+/// waited behind every spinning guest's slice).
 struct GuestPool {
     handle: tokio::runtime::Handle,
     /// `Some` until dropped; shut down without waiting, as this may be dropped
