@@ -448,7 +448,8 @@ type GuestOutcome = (
     Store<State>,
 );
 
-/// Instantiates and calls, on a plugin pool thread.
+/// Instantiates and calls: on the caller's thread, then (if CPU-bound) on
+/// the guest pool; see [`PluginRuntime::call`].
 async fn run_guest(
     mut store: Store<State>,
     pre: DelivererPre<State>,
