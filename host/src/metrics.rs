@@ -16,26 +16,20 @@ pub struct Metrics {
     pub realtime_calls: IntCounterVec,
 }
 
+/// A counter family registered in `registry`. The definitions are static,
+/// so a failure here is a programming error caught by every test run.
+fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels)
+        .unwrap_or_else(|e| panic!("static metric definition {name}: {e}"));
+    let _ = registry.register(Box::new(c.clone()));
+    c
+}
+
 impl Metrics {
     pub fn new() -> Self {
         let registry =
             Registry::new_custom(Some("postern".into()), None).unwrap_or_else(|_| Registry::new());
-        let attempts = IntCounterVec::new(
-            Opts::new(
-                "delivery_attempts_total",
-                "Delivery attempts by channel and outcome",
-            ),
-            &["tenant", "channel", "outcome"],
-        )
-        .unwrap_or_else(|e| panic!("static metric definition: {e}"));
-        let deliveries = IntCounterVec::new(
-            Opts::new(
-                "deliveries_total",
-                "Deliveries that reached a final status, by channel",
-            ),
-            &["tenant", "channel", "status"],
-        )
-        .unwrap_or_else(|e| panic!("static metric definition: {e}"));
+        let r = &registry;
         let attempt_seconds = HistogramVec::new(
             HistogramOpts::new("delivery_attempt_duration_seconds", "Time one attempt took")
                 .buckets(vec![
@@ -44,62 +38,53 @@ impl Metrics {
             &["channel"],
         )
         .unwrap_or_else(|e| panic!("static metric definition: {e}"));
-        let http_requests = IntCounterVec::new(
-            Opts::new("http_responses_total", "HTTP responses by status class"),
-            &["class"],
-        )
-        .unwrap_or_else(|e| panic!("static metric definition: {e}"));
+        let _ = registry.register(Box::new(attempt_seconds.clone()));
         let realtime_connections = IntGauge::new(
             "realtime_connections",
             "Open realtime (WebSocket) connections",
         )
         .unwrap_or_else(|e| panic!("static metric definition: {e}"));
-        let realtime_refused = IntCounterVec::new(
-            Opts::new(
-                "realtime_refused_total",
-                "Realtime connections turned away, by the limit that did it",
-            ),
-            &["reason"],
-        )
-        .unwrap_or_else(|e| panic!("static metric definition: {e}"));
-        let realtime_closed = IntCounterVec::new(
-            Opts::new(
-                "realtime_closed_total",
-                "Realtime connections ended, by why (gone, idle, too_big, flood, ...)",
-            ),
-            &["reason"],
-        )
-        .unwrap_or_else(|e| panic!("static metric definition: {e}"));
-        let realtime_calls = IntCounterVec::new(
-            Opts::new(
-                "realtime_calls_total",
-                "Realtime method calls by method and outcome (ok or the error id)",
-            ),
-            &["method", "outcome"],
-        )
-        .unwrap_or_else(|e| panic!("static metric definition: {e}"));
-        for c in [
-            &attempts,
-            &deliveries,
-            &http_requests,
-            &realtime_refused,
-            &realtime_closed,
-            &realtime_calls,
-        ] {
-            let _ = registry.register(Box::new(c.clone()));
-        }
-        let _ = registry.register(Box::new(attempt_seconds.clone()));
         let _ = registry.register(Box::new(realtime_connections.clone()));
         Self {
-            registry,
-            attempts,
-            deliveries,
+            attempts: counter(
+                r,
+                "delivery_attempts_total",
+                "Delivery attempts by channel and outcome",
+                &["tenant", "channel", "outcome"],
+            ),
+            deliveries: counter(
+                r,
+                "deliveries_total",
+                "Deliveries that reached a final status, by channel",
+                &["tenant", "channel", "status"],
+            ),
+            http_requests: counter(
+                r,
+                "http_responses_total",
+                "HTTP responses by status class",
+                &["class"],
+            ),
+            realtime_refused: counter(
+                r,
+                "realtime_refused_total",
+                "Realtime connections turned away, by the limit that did it",
+                &["reason"],
+            ),
+            realtime_closed: counter(
+                r,
+                "realtime_closed_total",
+                "Realtime connections ended, by why (gone, idle, too_big, flood, ...)",
+                &["reason"],
+            ),
+            realtime_calls: counter(
+                r,
+                "realtime_calls_total",
+                "Realtime method calls by method and outcome (ok or the error id)",
+                &["method", "outcome"],
+            ),
             attempt_seconds,
-            http_requests,
             realtime_connections,
-            realtime_refused,
-            realtime_closed,
-            realtime_calls,
+            registry,
         }
     }
 
