@@ -707,3 +707,26 @@ async fn configured_limits_cap_one_address_and_show_in_metrics() {
         1.0
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_malformed_websocket_key_is_refused_before_the_upgrade() {
+    let p = Postern::start("").await;
+    for key in ["x", "dG9vIHNob3J0", ""] {
+        let r = Postern::client()
+            .get(p.url("/websocket"))
+            .header("connection", "upgrade")
+            .header("upgrade", "websocket")
+            .header("sec-websocket-version", "13")
+            .header("sec-websocket-key", key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 400, "key {key:?}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["errorType"], "error-invalid-params", "{v}");
+    }
+    // A well-formed key (the RFC's sample nonce) is upgraded.
+    let mut c = Ddp::open(&p).await;
+    c.send(json!({ "msg": "ping", "id": "ok" })).await;
+    assert_eq!(c.recv().await["id"], "ok");
+}

@@ -21,6 +21,7 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -69,6 +70,7 @@ pub async fn websocket(
     WsTenant(tenant): WsTenant,
     State(state): State<AppState>,
     ClientInfo(caller): ClientInfo,
+    headers: axum::http::HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let upgrade = match upgrade {
@@ -83,6 +85,23 @@ pub async fn websocket(
             .into_response();
         }
     };
+    // RFC 6455 §4.2.1: the key is a base64-encoded 16-byte nonce (axum only
+    // checks that it is there).
+    if !headers
+        .get("sec-websocket-key")
+        .and_then(|k| {
+            base64::engine::general_purpose::STANDARD
+                .decode(k.as_bytes())
+                .ok()
+        })
+        .is_some_and(|nonce| nonce.len() == 16)
+    {
+        return ApiError::invalid_params(
+            "sec-websocket-key",
+            "Sec-WebSocket-Key must be a base64-encoded 16-byte nonce",
+        )
+        .into_response();
+    }
     let limits = Limits::from_config(&state.config.realtime);
     let permit = match state.realtime.admit(caller.ip) {
         Ok(p) => p,
