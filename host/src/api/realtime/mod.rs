@@ -87,15 +87,12 @@ pub async fn websocket(
     };
     // RFC 6455 §4.2.1: the key is a base64-encoded 16-byte nonce (axum only
     // checks that it is there).
-    if !headers
-        .get("sec-websocket-key")
-        .and_then(|k| {
-            base64::engine::general_purpose::STANDARD
-                .decode(k.as_bytes())
-                .ok()
-        })
-        .is_some_and(|nonce| nonce.len() == 16)
-    {
+    let nonce = headers.get("sec-websocket-key").and_then(|k| {
+        base64::engine::general_purpose::STANDARD
+            .decode(k.as_bytes())
+            .ok()
+    });
+    if nonce.is_none_or(|n| n.len() != 16) {
         return ApiError::invalid_params(
             "sec-websocket-key",
             "Sec-WebSocket-Key must be a base64-encoded 16-byte nonce",
