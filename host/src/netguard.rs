@@ -62,6 +62,36 @@ fn forbidden_v6(ip: Ipv6Addr) -> bool {
         || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
 }
 
+/// Why [`resolve_public`] found nothing to connect to.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error("cannot resolve {host}: {source}")]
+    Lookup {
+        host: String,
+        source: std::io::Error,
+    },
+    #[error("{host} resolves to no public address; private networks are not allowed")]
+    OnlyForbidden { host: String },
+}
+
+/// Resolves `host` and keeps only the addresses that are not forbidden.
+pub async fn resolve_public(host: &str, port: u16) -> Result<Vec<SocketAddr>, ResolveError> {
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|source| ResolveError::Lookup {
+            host: host.to_string(),
+            source,
+        })?
+        .filter(|a| !is_forbidden(a.ip()))
+        .collect();
+    if addrs.is_empty() {
+        return Err(ResolveError::OnlyForbidden {
+            host: host.to_string(),
+        });
+    }
+    Ok(addrs)
+}
+
 /// A reqwest resolver that never returns a forbidden address.
 pub struct PublicOnlyResolver;
 
@@ -69,13 +99,7 @@ impl reqwest::dns::Resolve for PublicOnlyResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
         let host = name.as_str().to_string();
         Box::pin(async move {
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .filter(|a| !is_forbidden(a.ip()))
-                .collect();
-            if addrs.is_empty() {
-                return Err(format!("{host} resolves to no public address").into());
-            }
+            let addrs = resolve_public(&host, 0).await?;
             Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
         })
     }

@@ -52,25 +52,20 @@ impl Relay {
     /// Resolves the relay's name and picks a public address; a name that
     /// only resolves to private, loopback or reserved addresses is refused.
     async fn vetted_transport(&self) -> Result<AsyncSmtpTransport<Tokio1Executor>, SendOutcome> {
-        let addrs: Vec<std::net::SocketAddr> =
-            match tokio::net::lookup_host((self.host.as_str(), self.port)).await {
-                Ok(a) => a.collect(),
-                Err(e) => {
-                    return Err(SendOutcome::transient(format!(
-                        "cannot resolve SMTP server {}: {e}",
-                        self.host
-                    )));
-                }
-            };
-        match addrs
-            .iter()
-            .find(|a| !crate::netguard::is_forbidden(a.ip()))
-        {
-            Some(a) => Ok(self.transport(&a.ip().to_string())),
-            None => Err(SendOutcome::permanent(format!(
-                "SMTP server {} resolves to no public address; private networks are not allowed",
-                self.host
-            ))),
+        use crate::netguard::{ResolveError, resolve_public};
+        match resolve_public(&self.host, self.port).await {
+            // Never empty: resolve_public answers OnlyForbidden instead.
+            Ok(addrs) => Ok(self.transport(
+                &addrs
+                    .first()
+                    .map_or_else(String::new, |a| a.ip().to_string()),
+            )),
+            Err(e @ ResolveError::Lookup { .. }) => {
+                Err(SendOutcome::transient(format!("SMTP server: {e}")))
+            }
+            Err(e @ ResolveError::OnlyForbidden { .. }) => {
+                Err(SendOutcome::permanent(format!("SMTP server {e}")))
+            }
         }
     }
 }

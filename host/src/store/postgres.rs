@@ -76,6 +76,25 @@ pub fn parse_url(url: &str) -> std::result::Result<(PgConnectOptions, u32), Stri
 }
 
 impl PgStore {
+    /// The tenant's first user (oldest) matching `condition` on `$2`.
+    async fn one_user(
+        &self,
+        condition: &str,
+        tenant: &str,
+        value: &str,
+    ) -> Result<Option<UserRow>> {
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE tenant = $1 AND {condition}
+             ORDER BY created_at LIMIT 1"
+        );
+        let r = sqlx::query(&sql)
+            .bind(tenant)
+            .bind(value)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(r.as_ref().map(user_row))
+    }
+
     pub async fn open(url: &str) -> Result<Self> {
         let (opts, max_connections) = parse_url(url).map_err(StoreError::Other)?;
         let target = describe(&opts);
@@ -723,36 +742,16 @@ impl Store for PgStore {
     }
 
     async fn user_by_id(&self, tenant: &str, id: &str) -> Result<Option<UserRow>> {
-        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE tenant = $1 AND id = $2");
-        let r = sqlx::query(&sql)
-            .bind(tenant)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(r.as_ref().map(user_row))
+        self.one_user("id = $2", tenant, id).await
     }
 
     async fn user_by_username(&self, tenant: &str, username: &str) -> Result<Option<UserRow>> {
-        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE tenant = $1 AND username = $2");
-        let r = sqlx::query(&sql)
-            .bind(tenant)
-            .bind(username)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(r.as_ref().map(user_row))
+        self.one_user("username = $2", tenant, username).await
     }
 
     async fn user_by_email(&self, tenant: &str, email: &str) -> Result<Option<UserRow>> {
-        let sql = format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE tenant = $1 AND lower(email) = lower($2)
-             ORDER BY created_at LIMIT 1"
-        );
-        let r = sqlx::query(&sql)
-            .bind(tenant)
-            .bind(email)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(r.as_ref().map(user_row))
+        self.one_user("lower(email) = lower($2)", tenant, email)
+            .await
     }
 
     async fn update_user(&self, u: &UserRow) -> Result<()> {
