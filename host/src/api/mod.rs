@@ -1,25 +1,37 @@
-//! The HTTP API: routers per area, the auth extractors and the one error shape.
+//! The HTTP API, in layers: `extract` (who is calling, the body, query and
+//! path) and `error` (the one error shape and every domain error's mapping)
+//! under thin handlers, one file per area, that call the domain
+//! (`twofa`, `plugin::upload`, `delivery`, `store`).
+//!
+//! Areas: `session` (login, logout, me), `two_factor` (`users.2fa.*`),
+//! `users` (tenant-key user admin), `verify`, `deliveries`, `channels`,
+//! `plugins`, `audit`, `admin` (operator), `ops` (health, metrics,
+//! OpenAPI), `realtime` (DDP over WebSocket).
 
 pub mod admin;
-pub mod auth;
+pub mod audit;
 pub mod channels;
 pub mod deliveries;
 pub mod error;
+pub mod extract;
 pub mod ops;
 pub mod plugins;
 pub mod realtime;
+pub mod session;
+pub mod two_factor;
 pub mod users;
 pub mod verify;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::{Json, Router};
 use ipnet::IpNet;
+use serde_json::Value;
 
 use crate::config::Config;
 use crate::crypto::{digest_eq, sha256_hex};
@@ -89,6 +101,12 @@ impl AppState {
     }
 }
 
+/// A success answer: the body with `success: true` added.
+pub(crate) fn success(mut v: Value) -> Json<Value> {
+    v["success"] = Value::Bool(true);
+    Json(v)
+}
+
 pub fn client_ip(headers: &HeaderMap, peer: IpAddr, trusted: &[IpNet]) -> IpAddr {
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
     if !is_trusted(&peer) {
@@ -133,35 +151,44 @@ fn tenant_routes() -> Router<AppState> {
                 .delete(channels::delete),
         )
         .route("/channels/{name}/test", post(deliveries::test_channel))
-        .route("/audit", get(users::audit))
-        .route("/login", post(users::login))
-        .route("/logout", post(users::logout))
-        .route("/me", get(users::me))
+        .route("/audit", get(audit::audit))
+        .route("/login", post(session::login))
+        .route("/logout", post(session::logout))
+        .route("/me", get(session::me))
         .route("/users.create", post(users::users_create))
         .route("/users.info", get(users::users_info))
         .route("/users.delete", post(users::users_delete))
         .route("/users.setTwoFactor", post(users::users_set_two_factor))
         .route(
             "/users.updateOwnBasicInfo",
-            post(users::update_own_basic_info),
+            post(session::update_own_basic_info),
         )
-        .route("/users.2fa.sendEmailCode", post(users::send_email_code))
-        .route("/users.2fa.enableEmail", post(users::enable_email))
-        .route("/users.2fa.disableEmail", post(users::disable_email))
-        .route("/users.2fa.disable", post(users::disable_all))
-        .route("/users.2fa.enableTOTP", post(users::enable_totp))
+        .route(
+            "/users.2fa.sendEmailCode",
+            post(two_factor::send_email_code),
+        )
+        .route("/users.2fa.enableEmail", post(two_factor::enable_email))
+        .route("/users.2fa.disableEmail", post(two_factor::disable_email))
+        .route("/users.2fa.disable", post(two_factor::disable_all))
+        .route("/users.2fa.enableTOTP", post(two_factor::enable_totp))
         .route(
             "/users.2fa.validateTempToken",
-            post(users::validate_temp_token),
+            post(two_factor::validate_temp_token),
         )
-        .route("/users.2fa.regenerateCodes", post(users::regenerate_codes))
+        .route(
+            "/users.2fa.regenerateCodes",
+            post(two_factor::regenerate_codes),
+        )
         .route(
             "/users.2fa.checkCodesRemaining",
-            get(users::check_codes_remaining),
+            get(two_factor::check_codes_remaining),
         )
-        .route("/users.2fa.disableTOTP", post(users::disable_totp))
-        .route("/users.2fa.enableChannel", post(users::enable_channel))
-        .route("/users.2fa.confirmChannel", post(users::confirm_channel))
+        .route("/users.2fa.disableTOTP", post(two_factor::disable_totp))
+        .route("/users.2fa.enableChannel", post(two_factor::enable_channel))
+        .route(
+            "/users.2fa.confirmChannel",
+            post(two_factor::confirm_channel),
+        )
         .route("/verifications", post(verify::start))
         .route("/verifications/check", post(verify::check))
         .route("/verifications/{id}", get(verify::get_one))

@@ -3,23 +3,24 @@
 //!
 //! One connection is one reader loop (this file) and, from the first method
 //! on, one worker task that runs the methods in arrival order (`methods.rs`,
-//! which hands every 2FA rule to `twofa::TwoFactor`). The loop answers
+//! which hands every 2FA rule to `twofa::TwoFactor`; `errors.rs` maps its
+//! errors onto Meteor's shape). The loop answers
 //! `ping` while a method runs, enforces the limits (`limits.rs`) and closes
 //! with 1008 (flood), 1009 (too big) or 1000 (idle).
 
 mod admission;
 mod ddp;
+mod errors;
 mod limits;
 mod methods;
 
 use std::time::Duration;
 
+use axum::extract::State;
 use axum::extract::ws::{
     CloseFrame, Message, WebSocketUpgrade, close_code, rejection::WebSocketUpgradeRejection,
 };
-use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
-use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use futures::{Sink, SinkExt, Stream, StreamExt};
@@ -28,46 +29,27 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::AppState;
-use super::auth::path_tenant;
 use super::error::ApiError;
-use super::users::ClientInfo;
+use super::extract::{ClientInfo, PublicTenant};
 use crate::crypto::random_token;
-use crate::domain::TenantName;
 pub use admission::{Connections, Refusal};
 use ddp::{Incoming, MeteorError, MethodResult};
+use errors::too_many_requests;
 pub use limits::Limits;
 use limits::{RateLimiter, Verdict};
-use methods::{Methods, Session, too_many_requests};
-
-/// The tenant the path names (`default` without one); unknown → 404
-/// before any upgrade.
-pub struct WsTenant(TenantName);
-
-impl FromRequestParts<AppState> for WsTenant {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let tenant = path_tenant(parts, state).await?;
-        state
-            .store
-            .tenant_key_hash(tenant.as_str())
-            .await?
-            .ok_or_else(|| ApiError::not_found("Unknown tenant"))?;
-        Ok(Self(tenant))
-    }
-}
+use methods::{Methods, Session};
 
 /// `GET /websocket`, `GET /t/{tenant}/websocket`.
 #[utoipa::path(get, path = "/t/{tenant}/websocket", tag = "realtime",
     params(("tenant" = String, Path, description = "Tenant name; /websocket is the `default` tenant")),
     responses(
         (status = 101, description = "WebSocket upgrade: the Rocket.Chat DDP subset (connect, ping, method: login, logout, callWithTwoFactorRequired, sendEmailCode, 2fa:*)"),
-        (status = 400, body = crate::api::deliveries::ErrorBody, description = "Not a WebSocket upgrade"),
-        (status = 404, body = crate::api::deliveries::ErrorBody, description = "Unknown tenant"),
-        (status = 429, body = crate::api::deliveries::ErrorBody, description = "realtime.max_connections_per_ip connections already open from this address"),
-        (status = 503, body = crate::api::deliveries::ErrorBody, description = "realtime.max_connections connections already open on this host")))]
+        (status = 400, body = crate::api::error::ErrorBody, description = "Not a WebSocket upgrade"),
+        (status = 404, body = crate::api::error::ErrorBody, description = "Unknown tenant"),
+        (status = 429, body = crate::api::error::ErrorBody, description = "realtime.max_connections_per_ip connections already open from this address"),
+        (status = 503, body = crate::api::error::ErrorBody, description = "realtime.max_connections connections already open on this host")))]
 pub async fn websocket(
-    WsTenant(tenant): WsTenant,
+    PublicTenant(tenant): PublicTenant,
     State(state): State<AppState>,
     ClientInfo(caller): ClientInfo,
     headers: axum::http::HeaderMap,
@@ -113,7 +95,7 @@ pub async fn websocket(
                     ApiError::unavailable("Too many realtime connections; try again later")
                 }
                 Refusal::AddressFull => {
-                    let mut e = super::users::too_many_requests(5);
+                    let mut e = ApiError::too_many_requests(5);
                     e.message = "Too many realtime connections from this address".into();
                     e
                 }
