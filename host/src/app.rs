@@ -72,16 +72,7 @@ impl App {
             registry.clone(),
             keys.clone(),
             metrics.clone(),
-            QueueSettings {
-                backoff: Backoff {
-                    base_ms: config.delivery.retry_base_ms,
-                    max_ms: config.delivery.retry_max_ms,
-                },
-                lease: Duration::from_secs(config.delivery.lease_seconds),
-                workers: config.delivery.workers as usize,
-                tenant_per_minute: config.limits.tenant_deliveries_per_minute,
-                tenant_concurrency: config.limits.tenant_max_concurrent_deliveries as usize,
-            },
+            queue_settings(&config),
         );
         let tenant_plugins = Arc::new(crate::plugin::TenantPlugins::new(runtime));
         tenant_plugins.sync(store.as_ref()).await?;
@@ -177,6 +168,19 @@ impl App {
             .put_setting(ADMIN_TOKEN_SETTING, &sha256_hex(token.as_bytes()))
             .await?;
         Ok(token)
+    }
+}
+
+fn queue_settings(config: &Config) -> QueueSettings {
+    QueueSettings {
+        backoff: Backoff {
+            base_ms: config.delivery.retry_base_ms,
+            max_ms: config.delivery.retry_max_ms,
+        },
+        lease: Duration::from_secs(config.delivery.lease_seconds),
+        workers: config.delivery.workers as usize,
+        tenant_per_minute: config.limits.tenant_deliveries_per_minute,
+        tenant_concurrency: config.limits.tenant_max_concurrent_deliveries as usize,
     }
 }
 

@@ -131,9 +131,14 @@ pub fn client_ip(headers: &HeaderMap, peer: IpAddr, trusted: &[IpNet]) -> IpAddr
 /// Every tenant-scoped route; mounted at `/api/v1` (the `default` tenant)
 /// and at `/t/{tenant}/api/v1`.
 fn tenant_routes() -> Router<AppState> {
+    resource_routes().merge(user_routes())
+}
+
+/// What a tenant integration manages with its key.
+fn resource_routes() -> Router<AppState> {
     Router::new()
-        .route("/deliveries", axum::routing::get(deliveries::list))
-        .route("/deliveries/{id}", axum::routing::get(deliveries::get_one))
+        .route("/deliveries", get(deliveries::list))
+        .route("/deliveries/{id}", get(deliveries::get_one))
         .route("/plugins", get(plugins::list))
         .route(
             "/plugins/{name}",
@@ -152,6 +157,15 @@ fn tenant_routes() -> Router<AppState> {
         )
         .route("/channels/{name}/test", post(deliveries::test_channel))
         .route("/audit", get(audit::audit))
+        .route("/verifications", post(verify::start))
+        .route("/verifications/check", post(verify::check))
+        .route("/verifications/{id}", get(verify::get_one))
+        .route("/verifications/{id}/cancel", post(verify::cancel))
+}
+
+/// Users: tenant-key administration, their sessions and second factors.
+fn user_routes() -> Router<AppState> {
+    Router::new()
         .route("/login", post(session::login))
         .route("/logout", post(session::logout))
         .route("/me", get(session::me))
@@ -189,18 +203,14 @@ fn tenant_routes() -> Router<AppState> {
             "/users.2fa.confirmChannel",
             post(two_factor::confirm_channel),
         )
-        .route("/verifications", post(verify::start))
-        .route("/verifications/check", post(verify::check))
-        .route("/verifications/{id}", get(verify::get_one))
-        .route("/verifications/{id}/cancel", post(verify::cancel))
 }
 
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/healthz", axum::routing::get(ops::healthz))
-        .route("/readyz", axum::routing::get(ops::readyz))
-        .route("/metrics", axum::routing::get(ops::metrics))
-        .route("/openapi.json", axum::routing::get(ops::openapi))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(ops::openapi))
         .route("/admin/v1/tenants", get(admin::list).post(admin::create))
         .route(
             "/admin/v1/tenants/{name}",

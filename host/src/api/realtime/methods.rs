@@ -1,21 +1,21 @@
 //! The DDP methods of one connection. Every 2FA rule is the REST one: this
-//! file only translates parameters and errors around `twofa::TwoFactor`.
+//! file only runs `twofa::TwoFactor` with what `params.rs` parsed and maps
+//! its answers (errors through `errors.rs`).
 
 use std::future::Future;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::ddp::{MeteorError, MethodResult};
-use super::errors::{
-    invalid_params, method_not_found, not_authorized, totp_flavour, unrecognized_login,
-};
+use super::errors::{invalid_params, method_not_found, not_authorized, totp_flavour};
+use super::params::{LoginRequest, login_request, str_param, take_two_factor};
 use crate::api::AppState;
 use crate::api::extract::session_user;
 use crate::crypto::sha256_hex;
 use crate::delivery::queue::now_ms;
 use crate::domain::TenantName;
 use crate::store::UserRow;
-use crate::twofa::{Caller, EMAIL, LoginError, Supplied, TOTP, password};
+use crate::twofa::{Caller, EMAIL, LoginError, Supplied, TOTP};
 
 /// Runs the methods of one connection, one at a time, in arrival order.
 pub trait Methods: Send + 'static {
@@ -106,112 +106,9 @@ impl Session {
     }
 }
 
-/// Pops a trailing `{twoFactorCode, twoFactorMethod}` (both required, as in
-/// Rocket.Chat's `twoFactorRequired` wrapper).
-fn take_two_factor(params: &mut Vec<Value>) -> Option<Supplied> {
-    let last = params.last()?.as_object()?;
-    let code = last.get("twoFactorCode")?.as_str()?.to_string();
-    let method = last.get("twoFactorMethod")?.as_str()?.to_string();
-    params.pop();
-    Some(Supplied {
-        code: Some(code).filter(|c| !c.trim().is_empty()),
-        method: Some(method).filter(|m| !m.is_empty()),
-    })
-}
-
-fn str_param(params: &[Value], i: usize) -> Option<&str> {
-    params
-        .get(i)
-        .and_then(Value::as_str)
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-}
-
 /// `tokenExpires` as EJSON, which Meteor clients store as a Date.
 fn ejson_date(ms: i64) -> Value {
     json!({ "$date": ms })
-}
-
-/// What `login` asks for.
-enum LoginRequest {
-    /// `{user, password}`, or `{totp: {login: {user, password}, code}}`.
-    Password {
-        ident: String,
-        digest: String,
-        code: Option<String>,
-    },
-    /// `{resume: token}`.
-    Resume(String),
-}
-
-fn login_request(params: Vec<Value>) -> Result<LoginRequest, MeteorError> {
-    let Some(Value::Object(opts)) = params.into_iter().next() else {
-        return Err(unrecognized_login());
-    };
-    if let Some(resume) = opts.get("resume") {
-        let token = resume.as_str().unwrap_or_default().to_string();
-        return Ok(LoginRequest::Resume(token));
-    }
-    let (inner, code) = match opts.get("totp") {
-        Some(totp) => totp_login(totp)?,
-        None => (&opts, None),
-    };
-    let (Some(user), Some(pass)) = (inner.get("user"), inner.get("password")) else {
-        return Err(unrecognized_login());
-    };
-    Ok(LoginRequest::Password {
-        ident: login_ident(user)?.to_string(),
-        digest: login_digest(pass)?,
-        code,
-    })
-}
-
-/// `{totp: {login, code}}`: the inner login options and the code.
-fn totp_login(totp: &Value) -> Result<(&Map<String, Value>, Option<String>), MeteorError> {
-    let code = totp
-        .get("code")
-        .and_then(Value::as_str)
-        .map(str::trim)
-        .filter(|c| !c.is_empty())
-        .ok_or_else(|| invalid_params("totp.code", "totp.code is required"))?;
-    let login = totp
-        .get("login")
-        .and_then(Value::as_object)
-        .ok_or_else(|| invalid_params("totp.login", "totp.login is required"))?;
-    Ok((login, Some(code.to_string())))
-}
-
-/// `user`: a name, or `{username}` / `{email}`.
-fn login_ident(user: &Value) -> Result<&str, MeteorError> {
-    match user {
-        Value::String(s) => Some(s.as_str()),
-        Value::Object(u) => u
-            .get("username")
-            .or_else(|| u.get("email"))
-            .and_then(Value::as_str),
-        _ => None,
-    }
-    .map(str::trim)
-    .filter(|s| !s.is_empty())
-    .ok_or_else(|| invalid_params("user", "user must be {username} or {email}"))
-}
-
-/// `password`: plain, or `{digest, algorithm: "sha-256"}`; the SHA-256 hex digest.
-fn login_digest(pass: &Value) -> Result<String, MeteorError> {
-    match pass {
-        Value::String(plain) => Ok(password::digest(plain)),
-        Value::Object(p) => {
-            let algorithm = p.get("algorithm").and_then(Value::as_str);
-            match (p.get("digest").and_then(Value::as_str), algorithm) {
-                (Some(d), Some(a)) if a.eq_ignore_ascii_case("sha-256") => Ok(d.to_string()),
-                _ => Err(invalid_params(
-                    "password",
-                    "password must be {digest, algorithm: \"sha-256\"} or a string",
-                )),
-            }
-        }
-        _ => Err(invalid_params("password", "password is required")),
-    }
 }
 
 impl Session {
@@ -486,27 +383,5 @@ impl Session {
         twofa.codes_remaining(&user).await.map_err(totp_flavour)?;
         let codes = twofa.regenerate_codes(&user).await?;
         Ok(Some(json!({ "codes": codes })))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_last_param_form_needs_both_keys() {
-        let mut p = vec![
-            json!("x"),
-            json!({ "twoFactorCode": "123456", "twoFactorMethod": "email" }),
-        ];
-        let s = take_two_factor(&mut p).unwrap();
-        assert_eq!(s.code.as_deref(), Some("123456"));
-        assert_eq!(s.method.as_deref(), Some("email"));
-        assert_eq!(p, vec![json!("x")]);
-
-        let mut only_code = vec![json!({ "twoFactorCode": "123456" })];
-        assert!(take_two_factor(&mut only_code).is_none());
-        assert_eq!(only_code.len(), 1);
-        assert!(take_two_factor(&mut Vec::new()).is_none());
     }
 }

@@ -13,6 +13,7 @@ mod ddp;
 mod errors;
 mod limits;
 mod methods;
+mod params;
 
 use std::time::Duration;
 
@@ -67,42 +68,18 @@ pub async fn websocket(
             .into_response();
         }
     };
-    // RFC 6455 §4.2.1: the key is a base64-encoded 16-byte nonce (axum only
-    // checks that it is there).
-    let nonce = headers.get("sec-websocket-key").and_then(|k| {
-        base64::engine::general_purpose::STANDARD
-            .decode(k.as_bytes())
-            .ok()
-    });
-    if nonce.is_none_or(|n| n.len() != 16) {
+    if !is_nonce(headers.get("sec-websocket-key")) {
         return ApiError::invalid_params(
             "sec-websocket-key",
             "Sec-WebSocket-Key must be a base64-encoded 16-byte nonce",
         )
         .into_response();
     }
-    let limits = Limits::from_config(&state.config.realtime);
     let permit = match state.realtime.admit(caller.ip) {
         Ok(p) => p,
-        Err(refusal) => {
-            state
-                .metrics
-                .realtime_refused
-                .with_label_values(&[refusal.label()])
-                .inc();
-            return match refusal {
-                Refusal::HostFull => {
-                    ApiError::unavailable("Too many realtime connections; try again later")
-                }
-                Refusal::AddressFull => {
-                    let mut e = ApiError::too_many_requests(5);
-                    e.message = "Too many realtime connections from this address".into();
-                    e
-                }
-            }
-            .into_response();
-        }
+        Err(refusal) => return refused(&state, refusal).into_response(),
     };
+    let limits = Limits::from_config(&state.config.realtime);
     upgrade
         .read_buffer_size(limits.read_buffer_bytes)
         .max_message_size(limits.max_message_bytes)
@@ -127,6 +104,37 @@ pub async fn websocket(
         })
 }
 
+/// RFC 6455 §4.2.1: the key is a base64-encoded 16-byte nonce (axum only
+/// checks that it is there).
+fn is_nonce(key: Option<&axum::http::HeaderValue>) -> bool {
+    let nonce = key.and_then(|k| {
+        base64::engine::general_purpose::STANDARD
+            .decode(k.as_bytes())
+            .ok()
+    });
+    nonce.is_some_and(|n| n.len() == 16)
+}
+
+/// A connection the caps do not admit: counted, then 503 (host full) or
+/// 429 (this address's share used up).
+fn refused(state: &AppState, refusal: Refusal) -> ApiError {
+    state
+        .metrics
+        .realtime_refused
+        .with_label_values(&[refusal.label()])
+        .inc();
+    match refusal {
+        Refusal::HostFull => {
+            ApiError::unavailable("Too many realtime connections; try again later")
+        }
+        Refusal::AddressFull => {
+            let mut e = ApiError::too_many_requests(5);
+            e.message = "Too many realtime connections from this address".into();
+            e
+        }
+    }
+}
+
 /// Why a connection ended.
 #[derive(Debug, PartialEq)]
 pub enum End {
@@ -141,6 +149,21 @@ pub enum End {
 }
 
 impl End {
+    /// The close frame the server sends, if the client is still there to read it.
+    fn close_frame(&self) -> Option<Message> {
+        let (code, reason) = match self {
+            End::Gone | End::SendFailed => return None,
+            End::Idle => (close_code::NORMAL, "idle timeout"),
+            End::TooBig => (close_code::SIZE, "message too big"),
+            End::Flood(why) => (close_code::POLICY, *why),
+            End::UnsupportedVersion => (close_code::PROTOCOL, "unsupported DDP version"),
+        };
+        Some(Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        })))
+    }
+
     /// The metrics label.
     fn label(&self) -> &'static str {
         match self {
@@ -226,18 +249,8 @@ where
             break end;
         }
     };
-    let close = |code, reason: &'static str| {
-        Message::Close(Some(CloseFrame {
-            code,
-            reason: reason.into(),
-        }))
-    };
-    let frame = match &end {
-        End::Gone | End::SendFailed => return end,
-        End::Idle => close(close_code::NORMAL, "idle timeout"),
-        End::TooBig => close(close_code::SIZE, "message too big"),
-        End::Flood(why) => close(close_code::POLICY, why),
-        End::UnsupportedVersion => close(close_code::PROTOCOL, "unsupported DDP version"),
+    let Some(frame) = end.close_frame() else {
+        return end;
     };
     let _ = tokio::time::timeout(c.limits.send_timeout, c.out.send(frame)).await;
     let linger = Duration::from_secs(1);
