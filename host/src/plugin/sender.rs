@@ -15,9 +15,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::bindings::{DeliveryError, Message as WitMessage};
-use super::runtime::{
-    Call, ChannelSandbox, Failure, LoadedPlugin, PluginRuntime, Returned, Sandbox,
-};
+use super::call::{Call, Failure, Returned};
+use super::runtime::{LoadedPlugin, PluginRuntime};
+use super::sandbox::{ChannelSandbox, Sandbox};
 use crate::delivery::{Message, OutcomeClass, SendOutcome, Sender};
 
 pub struct PluginSender {
