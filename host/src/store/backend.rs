@@ -119,6 +119,40 @@ pub trait Backend: sqlx::Database {
     fn texts_table(name: &str, first: usize, n: usize) -> String;
 }
 
+/// Implements [`Backend`]'s `execute`, `fetch_all` and `fetch_optional`
+/// with the backend module's own `bind(sql, args)`. A macro because the
+/// two drivers differ here only in their concrete types, which generic
+/// code could name only through a long list of sqlx bounds.
+macro_rules! run_bound {
+    () => {
+        async fn execute<'c>(
+            conn: &'c mut Self::Connection,
+            sql: &'c str,
+            args: &'c [Arg<'c>],
+        ) -> Result<u64> {
+            let done = sqlx::Executor::execute(conn, bind(sql, args)).await?;
+            Ok(done.rows_affected())
+        }
+
+        async fn fetch_all<'c>(
+            conn: &'c mut Self::Connection,
+            sql: &'c str,
+            args: &'c [Arg<'c>],
+        ) -> Result<Vec<Self::Rec>> {
+            Ok(sqlx::Executor::fetch_all(conn, bind(sql, args)).await?)
+        }
+
+        async fn fetch_optional<'c>(
+            conn: &'c mut Self::Connection,
+            sql: &'c str,
+            args: &'c [Arg<'c>],
+        ) -> Result<Option<Self::Rec>> {
+            Ok(sqlx::Executor::fetch_optional(conn, bind(sql, args)).await?)
+        }
+    };
+}
+pub(super) use run_bound;
+
 /// Typed reads of a result row by column position. A value of the wrong
 /// type is an error, never a panic.
 pub trait Cols {
@@ -230,9 +264,4 @@ pub(super) fn conflict_on_unique<T>(r: Result<T>) -> Result<T> {
         }
         other => other,
     }
-}
-
-/// `$first, $first+1, …` (`n` placeholders).
-pub(super) fn placeholders(first: usize, n: usize) -> impl Iterator<Item = String> {
-    (first..first + n).map(|i| format!("${i}"))
 }

@@ -12,11 +12,11 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::query::Query;
-use sqlx::{ConnectOptions, Connection, Executor, Postgres};
+use sqlx::{ConnectOptions, Connection, Postgres};
 
-use super::backend::{Arg, Backend, SqlStore};
+use super::backend::{Arg, Backend, SqlStore, run_bound};
 use super::{Result, StoreError};
 
 /// Connections per host unless the URL says `?max_connections=N`. Each
@@ -109,33 +109,8 @@ impl SqlStore<Postgres> {
 impl Backend for Postgres {
     type Rec = PgRow;
 
-    async fn execute<'c>(
-        conn: &'c mut PgConnection,
-        sql: &'c str,
-        args: &'c [Arg<'c>],
-    ) -> Result<u64> {
-        Ok(conn.execute(bind(sql, args)).await?.rows_affected())
-    }
+    run_bound!();
 
-    async fn fetch_all<'c>(
-        conn: &'c mut PgConnection,
-        sql: &'c str,
-        args: &'c [Arg<'c>],
-    ) -> Result<Vec<PgRow>> {
-        Ok(conn.fetch_all(bind(sql, args)).await?)
-    }
-
-    async fn fetch_optional<'c>(
-        conn: &'c mut PgConnection,
-        sql: &'c str,
-        args: &'c [Arg<'c>],
-    ) -> Result<Option<PgRow>> {
-        Ok(conn.fetch_optional(bind(sql, args)).await?)
-    }
-
-    // Rows another host is leasing right now are locked; SKIP LOCKED passes
-    // over them instead of waiting, so hosts never lease the same row and
-    // never queue behind each other.
     const SKIP_LOCKED: &'static str = "FOR UPDATE SKIP LOCKED";
 
     fn later_of(a: &str, b: &str) -> String {

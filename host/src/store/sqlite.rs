@@ -9,14 +9,14 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::Sqlite;
 use sqlx::query::Query;
 use sqlx::sqlite::{
-    SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions,
-    SqliteRow, SqliteSynchronous,
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
 };
-use sqlx::{Executor, Sqlite};
 
-use super::backend::{Arg, Backend, SqlStore, placeholders};
+use super::backend::{Arg, Backend, SqlStore, run_bound};
 use super::{Result, StoreError};
 
 pub type SqliteStore = SqlStore<Sqlite>;
@@ -49,29 +49,7 @@ impl SqlStore<Sqlite> {
 impl Backend for Sqlite {
     type Rec = SqliteRow;
 
-    async fn execute<'c>(
-        conn: &'c mut SqliteConnection,
-        sql: &'c str,
-        args: &'c [Arg<'c>],
-    ) -> Result<u64> {
-        Ok(conn.execute(bind(sql, args)).await?.rows_affected())
-    }
-
-    async fn fetch_all<'c>(
-        conn: &'c mut SqliteConnection,
-        sql: &'c str,
-        args: &'c [Arg<'c>],
-    ) -> Result<Vec<SqliteRow>> {
-        Ok(conn.fetch_all(bind(sql, args)).await?)
-    }
-
-    async fn fetch_optional<'c>(
-        conn: &'c mut SqliteConnection,
-        sql: &'c str,
-        args: &'c [Arg<'c>],
-    ) -> Result<Option<SqliteRow>> {
-        Ok(conn.fetch_optional(bind(sql, args)).await?)
-    }
+    run_bound!();
 
     const SKIP_LOCKED: &'static str = "";
 
@@ -111,4 +89,9 @@ fn bind<'q>(sql: &'q str, args: &[Arg<'q>]) -> Query<'q, Sqlite, SqliteArguments
         };
     }
     q
+}
+
+/// `$first, $first+1, …` (`n` placeholders).
+fn placeholders(first: usize, n: usize) -> impl Iterator<Item = String> {
+    (first..first + n).map(|i| format!("${i}"))
 }
