@@ -2,35 +2,41 @@
 //! [`CodeStore`], [`TenantStore`], [`RateStore`], [`AuditStore`]), gathered
 //! in [`Store`], and plain row types; only this module knows SQL. SQLite is
 //! the embedded default; PostgreSQL lets several hosts share one database.
-//! Callers bring the traits into scope with `use crate::store::prelude::*`.
+//! Through `Arc<dyn Store>` every area's methods are callable as they are;
+//! code holding a concrete store imports [`prelude`].
 //!
 //! # One SQL layer
 //!
 //! Every statement is written once, in the area module it belongs to
 //! (`queue.rs`, `users.rs`, `codes.rs`, `tenants.rs`, `rate.rs`, `audit.rs`),
-//! as generic code over a [`backend::Backend`]; [`SqliteStore`] and
-//! [`PgStore`] are that code on `sqlx::Sqlite` and `sqlx::Postgres`. What
-//! differs lives in one file per backend, `sqlite.rs` and `postgres.rs`:
-//! opening the pool, binding arguments (SQLite has no boolean or array
-//! type), and four SQL fragments: `FOR UPDATE SKIP LOCKED`, `GREATEST` vs
-//! a two-argument `MAX`, `= ANY($1)` vs `IN ($1, …)`, and `UNNEST` vs a
-//! `VALUES` table. The rest needs no dialect: `$N` placeholders, upserts
-//! (`ON CONFLICT … DO UPDATE SET x = excluded.x`), `RETURNING`, standard
-//! `CAST(… AS TEXT)` instead of `::text`, unique-violation detection
-//! (sqlx's `is_unique_violation`) and blobs (`Vec<u8>` on both).
+//! as generic code over a [`Backend`]; [`SqliteStore`] and [`PgStore`] are
+//! that code on `sqlx::Sqlite` and `sqlx::Postgres`. What differs lives in
+//! one file per backend, `sqlite.rs` and `postgres.rs`: opening the pool,
+//! binding arguments (SQLite has no boolean or array type), and four SQL
+//! fragments: `FOR UPDATE SKIP LOCKED`, `GREATEST` vs a two-argument `MAX`,
+//! `= ANY($1)` vs `IN ($1, …)`, and `UNNEST` vs a `VALUES` table. The rest
+//! needs no dialect: `$N` placeholders (sqlx-sqlite maps `$N` to the N-th
+//! argument), upserts (`ON CONFLICT … DO UPDATE SET x = excluded.x`),
+//! `RETURNING`, standard `CAST(… AS TEXT)` rather than `::text`,
+//! unique-violation detection (sqlx's `is_unique_violation`), blobs
+//! (`Vec<u8>` on both) and transactions (a plain `BEGIN`: SQLite serialises
+//! writers, and each transaction here starts with a write).
 //!
-//! Why this mechanism: generic code over `sqlx::Database` directly needs a
+//! Why this mechanism: generic code over `sqlx::Database` itself needs a
 //! long list of higher-ranked `Encode`/`Decode`/`Executor` bounds that Rust
-//! makes every impl repeat; a macro instantiated per backend would hide a
-//! thousand lines from the compiler's and rustfmt's view; sqlx's `Any`
-//! driver has no arrays (no `ANY`/`UNNEST`), reads SQLite integers back
-//! where PostgreSQL has booleans, converts every row, and cannot take the
-//! typed SQLite/PostgreSQL connect options. Here the generic code needs the
-//! single bound `B: Backend`: arguments go through a small [`backend::Arg`]
-//! enum that each backend binds with its concrete sqlx types, and rows are
-//! the driver's own, read by column position. The statements reach sqlx as
-//! the same text as before, so its per-connection statement cache works as
-//! it did; the cost over direct binding is one enum match per argument.
+//! makes every generic impl repeat; a macro stamping the store out per
+//! backend would put a thousand lines where the compiler's messages and
+//! rustfmt serve badly; sqlx's `Any` driver (a feature this build does not
+//! enable) has no arrays (no `ANY`/`UNNEST`), decodes SQLite's 0/1 integers
+//! as integers where PostgreSQL has booleans, copies every row into its own
+//! value type, and takes its connect options through a URL. Here the
+//! generic code needs the single bound `B: Backend`: arguments are a small
+//! [`Arg`] enum each backend binds with its concrete sqlx types, rows are
+//! the driver's own, read through [`Cols`]. Statements stay plain text, so
+//! sqlx's per-connection prepared-statement cache works as with direct
+//! binding; the cost is one enum match per argument. The only macro is
+//! `run_bound!` (`backend.rs`), the three run functions both backends
+//! share but for their concrete types.
 //!
 //! Each backend has its own migrations (`migrations/sqlite`,
 //! `migrations/postgres`), so a schema change adds a file to both.
