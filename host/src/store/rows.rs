@@ -251,3 +251,24 @@ pub fn rfc3339(ms: i64) -> String {
         .unwrap_or_default()
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_delivery_status_is_serialized_and_documented_as_its_stored_name() {
+        use DeliveryStatus::*;
+        let all = [Queued, Sending, Delivered, Failed, Expired];
+        for s in all {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+            assert_eq!(DeliveryStatus::parse(s.as_str()), Some(s));
+        }
+        let schema = serde_json::to_value(<DeliveryRecord as utoipa::PartialSchema>::schema());
+        let names: Vec<&str> = all.iter().map(|s| s.as_str()).collect();
+        assert_eq!(
+            schema.unwrap()["properties"]["status"]["enum"],
+            serde_json::json!(names)
+        );
+    }
+}
