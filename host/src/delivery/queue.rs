@@ -207,7 +207,7 @@ impl Queue {
         // A worker (on this host or another sharing the store) may already
         // have started the retry: answer as the first attempt left it.
         if let Some(status) = first {
-            record.status = status.as_str().to_string();
+            record.status = status;
             record.attempts.truncate(1);
         }
         Ok(record)
