@@ -15,7 +15,7 @@
 //! - `verify`: the Verify API;
 //! - `rate`: fixed-window limits; `audit`: the audit trail.
 //!
-//! Time comes from the injected [`Clock`], never read inline.
+//! Time comes from the injected [`crate::clock::Clock`], never read inline.
 
 mod audit;
 pub mod authenticator;
