@@ -5,6 +5,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -15,10 +16,10 @@ use super::{Caller, Supplied, TwoFaError, TwoFactor};
 use crate::clock::{Clock, SharedClock, TestClock};
 use crate::config::{ChannelConfig, Config, Source};
 use crate::crypto::Keys;
-use crate::delivery::Sender;
-use crate::delivery::queue::{Queue, QueueSettings};
+use crate::delivery::queue::{Enqueue, Queue, QueueSettings};
 use crate::delivery::registry::{Registry, file_channels};
 use crate::delivery::retry::Backoff;
+use crate::delivery::{Message, Sender};
 use crate::domain::{Method, TenantName, VerificationStatus};
 use crate::metrics::Metrics;
 use crate::store::{self, MethodRow, Store, UserRow};
@@ -27,10 +28,11 @@ const TTL_SECONDS: u64 = 60;
 const SEND_TO: &str = "ivy@example.com";
 
 /// A webhook receiver on 127.0.0.1: each POST's `token` field comes out of
-/// `codes`; every request is answered 200.
+/// `codes`; every request is answered with `status` (200 unless changed).
 struct Receiver {
     url: String,
     codes: mpsc::UnboundedReceiver<String>,
+    status: Arc<AtomicU16>,
 }
 
 impl Receiver {
@@ -38,12 +40,15 @@ impl Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         let (tx, codes) = mpsc::unbounded_channel();
+        let status = Arc::new(AtomicU16::new(200));
+        let answer = status.clone();
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(serve_one(stream, tx.clone()));
+                let status = answer.load(Ordering::SeqCst);
+                tokio::spawn(serve_one(stream, tx.clone(), status));
             }
         });
-        Self { url, codes }
+        Self { url, codes, status }
     }
 
     async fn next_code(&mut self) -> String {
@@ -59,7 +64,7 @@ impl Receiver {
 }
 
 /// Reads one HTTP/1.1 request (headers, then `Content-Length` bytes).
-async fn serve_one(mut stream: TcpStream, tx: mpsc::UnboundedSender<String>) {
+async fn serve_one(mut stream: TcpStream, tx: mpsc::UnboundedSender<String>, status: u16) {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     let body_at = loop {
@@ -90,13 +95,13 @@ async fn serve_one(mut stream: TcpStream, tx: mpsc::UnboundedSender<String>) {
     if let Some((_, token)) = form.into_iter().find(|(k, _)| k == "token") {
         let _ = tx.send(token);
     }
-    let _ = stream
-        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-        .await;
+    let answer = format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+    let _ = stream.write_all(answer.as_bytes()).await;
 }
 
 struct Fixture {
     twofa: Arc<TwoFactor>,
+    queue: Arc<Queue>,
     store: Arc<dyn Store>,
     clock: Arc<TestClock>,
     hook: Receiver,
@@ -153,9 +158,10 @@ impl Fixture {
             },
             shared.clone(),
         );
-        let twofa = TwoFactor::new(store.clone(), keys, queue, registry, config, shared);
+        let twofa = TwoFactor::new(store.clone(), keys, queue.clone(), registry, config, shared);
         Self {
             twofa: Arc::new(twofa),
+            queue,
             store,
             clock,
             hook,
@@ -311,4 +317,47 @@ async fn a_rate_window_resets() {
     }
     f.clock.advance(Duration::from_secs(15));
     ask().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_retry_that_comes_due_after_the_code_expired_is_not_sent() {
+    let mut f = Fixture::new("").await;
+    f.hook.status.store(503, Ordering::SeqCst);
+    let tenant = TenantName::default_tenant();
+    let message = Message {
+        send_to: SEND_TO.into(),
+        text: "code 123456".into(),
+        code: "123456".into(),
+        ttl_seconds: TTL_SECONDS as u32,
+        username: String::new(),
+        user_agent: None,
+        remote_address: None,
+        locale: None,
+    };
+    let first = f
+        .queue
+        .submit(Enqueue {
+            tenant: tenant.clone(),
+            channel: "url".into(),
+            message,
+            username: None,
+            expires_at: f.clock.now_ms() + TTL_SECONDS as i64 * 1000,
+            alternates: Default::default(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(first.status, "queued", "a 503 is retried");
+    assert_eq!(f.hook.next_code().await, "123456");
+
+    f.past_the_ttl();
+    assert!(f.queue.attempt_one(&first.id).await.unwrap());
+    let after = f
+        .store
+        .get_delivery(tenant.as_str(), &first.id)
+        .await
+        .unwrap();
+    let after = after.unwrap();
+    assert_eq!(after.status, "expired");
+    assert_eq!(after.attempts.len(), 1, "no attempt after the expiry");
+    assert!(f.hook.nothing_more());
 }
