@@ -131,14 +131,16 @@ impl TwoFactor {
             Some(req.subject),
             Some(&format!(
                 "channel={} to={} delivery={} status={}",
-                req.channel, record.to, record.id, record.status
+                req.channel,
+                record.to,
+                record.id,
+                record.status.as_str()
             )),
         )
         .await;
-        let status = DeliveryStatus::parse(&record.status);
         if !matches!(
-            status,
-            Some(DeliveryStatus::Failed | DeliveryStatus::Expired)
+            record.status,
+            DeliveryStatus::Failed | DeliveryStatus::Expired
         ) {
             return Ok(());
         }
