@@ -662,7 +662,7 @@ impl Config {
                 ));
             }
             for (j, h) in c.allowed_hosts.iter().enumerate() {
-                crate::plugin::allowed_hosts::AllowedHost::parse(h)
+                crate::netguard::AllowedHost::parse(h)
                     .map_err(|m| invalid(format!("channel[{i}].allowed_hosts[{j}]"), m))?;
             }
             check_send_to(

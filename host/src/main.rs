@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 use postern::config::{self, Config};
-use postern::delivery::queue::{Enqueue, now_ms};
+use postern::delivery::queue::Enqueue;
 use postern::delivery::template::default_text;
 use postern::delivery::{self, Message};
 use postern::domain::TenantName;
@@ -204,7 +204,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                         .create_tenant(
                             name.as_str(),
                             Some(&crypto::sha256_hex(key.as_bytes())),
-                            now_ms(),
+                            app.clock.now_ms(),
                         )
                         .await
                     {
@@ -296,7 +296,7 @@ async fn send_test(
             channel: channel.to_string(),
             message,
             username: None,
-            expires_at: now_ms() + i64::from(ttl) * 1000,
+            expires_at: app.clock.now_ms() + i64::from(ttl) * 1000,
             alternates: BTreeMap::new(),
         })
         .await

@@ -13,7 +13,6 @@ use super::AppState;
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, TenantAccess};
 use crate::config::SendToType;
-use crate::delivery::queue::now_ms;
 use crate::delivery::tenant_channels::{self, ChannelSpec};
 use crate::domain::ChannelName;
 use crate::store::{ChannelRow, rfc3339};
@@ -158,7 +157,7 @@ pub async fn put(
         &state.plugins,
     )
     .map_err(|e| ApiError::invalid_params(&e.field, format!("`{}`: {}", e.field, e.message)))?;
-    let now = now_ms();
+    let now = state.clock.now_ms();
     let row = tenant_channels::to_row(
         access.tenant.as_str(),
         name.as_str(),
@@ -273,7 +272,7 @@ pub async fn delete(
             "channel.delete",
             Some(name.as_str()),
             None,
-            now_ms(),
+            state.clock.now_ms(),
         )
         .await?;
     Ok(Json(json!({ "success": true })))

@@ -15,7 +15,7 @@ use super::AppState;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery, ClientInfo, TenantAccess};
 use crate::delivery::Message;
-use crate::delivery::queue::{Enqueue, now_ms};
+use crate::delivery::queue::Enqueue;
 use crate::delivery::template::default_text;
 use crate::store::{DeliveryFilter, DeliveryRecord, DeliveryStatus};
 
@@ -157,7 +157,7 @@ pub async fn test_channel(
         channel: p.name,
         message,
         username: None,
-        expires_at: now_ms() + i64::from(ttl) * 1000,
+        expires_at: state.clock.now_ms() + i64::from(ttl) * 1000,
         alternates: BTreeMap::new(),
     };
     let delivery = state.queue.submit(req).await?;

@@ -13,7 +13,6 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{ApiPath, TenantAccess};
-use crate::delivery::queue::now_ms;
 use crate::plugin::upload::{Offer, Uploads};
 use crate::store::{PluginRow, rfc3339};
 
@@ -57,6 +56,7 @@ pub async fn put(
     };
     let uploads = Uploads {
         store: state.store.as_ref(),
+        clock: state.clock.as_ref(),
         plugins: &state.plugins,
         max_bytes: state.config.plugins.max_upload_bytes,
         max_plugins: state.config.limits.tenant_max_plugins,
@@ -137,7 +137,7 @@ pub async fn delete(
             "plugin.delete",
             Some(&p.name),
             None,
-            now_ms(),
+            state.clock.now_ms(),
         )
         .await?;
     Ok(Json(json!({ "success": true })))

@@ -11,7 +11,6 @@ use super::extract::{ApiJson, ClientInfo, PublicTenant, Session, TwoFactorHeader
 use super::two_factor::protect;
 use super::users::user_json;
 use super::{AppState, success};
-use crate::delivery::queue::now_ms;
 use crate::domain::EmailAddress;
 use crate::twofa::password;
 
@@ -172,7 +171,7 @@ pub async fn update_own_basic_info(
             "user.update",
             who,
             None,
-            now_ms(),
+            state.clock.now_ms(),
         )
         .await?;
     Ok(success(

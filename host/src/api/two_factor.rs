@@ -11,6 +11,7 @@ use super::error::ApiError;
 use super::extract::{ApiJson, ClientInfo, PublicTenant, Session, TwoFactorHeaders};
 use super::users::user_json;
 use super::{AppState, success};
+use crate::domain::Method;
 use crate::store::{UserRow, rfc3339};
 use crate::twofa::{Caller, Supplied};
 
@@ -32,7 +33,7 @@ async fn protected_disable(
     session: Session,
     supplied: &Supplied,
     caller: &Caller,
-    method: Option<&str>,
+    method: Option<Method>,
 ) -> Result<Json<Value>, ApiError> {
     protect(state, &session.user, supplied, caller).await?;
     let mut user = session.user;
@@ -87,14 +88,7 @@ pub async fn disable_email(
     ClientInfo(caller): ClientInfo,
     TwoFactorHeaders(supplied): TwoFactorHeaders,
 ) -> Result<Json<Value>, ApiError> {
-    protected_disable(
-        &state,
-        session,
-        &supplied,
-        &caller,
-        Some(crate::twofa::EMAIL),
-    )
-    .await
+    protected_disable(&state, session, &supplied, &caller, Some(Method::Email)).await
 }
 
 #[utoipa::path(post, path = "/t/{tenant}/api/v1/users.2fa.disable", tag = "2fa", params(("tenant" = String, Path, description = "Tenant name; /api/v1/… is the `default` tenant")), security(("session" = [])), responses((status = 200, description = "Success"), (status = 401, body = super::error::ErrorBody, description = "No or bad session"), (status = 400, body = super::error::ErrorBody), (status = 429, body = super::error::ErrorBody, description = "Rate limited; see Retry-After")))]
@@ -166,14 +160,7 @@ pub async fn disable_totp(
     ClientInfo(caller): ClientInfo,
     TwoFactorHeaders(supplied): TwoFactorHeaders,
 ) -> Result<Json<Value>, ApiError> {
-    protected_disable(
-        &state,
-        session,
-        &supplied,
-        &caller,
-        Some(crate::twofa::TOTP),
-    )
-    .await
+    protected_disable(&state, session, &supplied, &caller, Some(Method::Totp)).await
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

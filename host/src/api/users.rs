@@ -9,7 +9,6 @@ use serde_json::{Value, json};
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiQuery, TenantAccess};
 use super::{AppState, success};
-use crate::delivery::queue::now_ms;
 use crate::domain::{EmailAddress, TenantName};
 use crate::store::{StoreError, UserRow, rfc3339};
 use crate::twofa::{TwoFactor, password};
@@ -39,8 +38,8 @@ pub async fn user_json(twofa: &TwoFactor, u: &UserRow) -> Result<Value, ApiError
         "createdAt": rfc3339(u.created_at),
         "twoFactor": {
             "enabled": !methods.is_empty(),
-            "default": u.default_method.clone().filter(|d| methods.iter().any(|m| &m.method == d))
-                .or_else(|| methods.first().map(|m| m.method.clone())),
+            "default": u.default_method.clone().filter(|d| methods.iter().any(|m| m.method.as_str() == d))
+                .or_else(|| methods.first().map(|m| m.method.to_string())),
             "methods": list,
         },
     }))
@@ -67,7 +66,7 @@ async fn audit(
             action,
             Some(username),
             None,
-            now_ms(),
+            state.clock.now_ms(),
         )
         .await?;
     Ok(())
@@ -136,7 +135,7 @@ pub async fn users_create(
         email: b.email,
         name: b.name,
         default_method: None,
-        created_at: now_ms(),
+        created_at: state.clock.now_ms(),
     };
     match state.store.create_user(&user).await {
         Ok(()) => {}

@@ -10,9 +10,10 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, ClientInfo, TenantAccess};
-use crate::store::{VerificationRow, rfc3339};
+use crate::store::rfc3339;
+use crate::twofa::Verification;
 
-fn view(v: &VerificationRow) -> Value {
+fn view(v: &Verification) -> Value {
     json!({
         "id": v.id,
         "status": v.status,

@@ -6,10 +6,11 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::allowed_hosts::AllowList;
-use super::runtime::{ChannelSandbox, LoadedPlugin, PluginRuntime};
+use super::runtime::{LoadedPlugin, PluginRuntime};
+use super::sandbox::ChannelSandbox;
 use crate::config::{ChannelConfig, Config, PluginsConfig};
 use crate::delivery::Sender;
+use crate::netguard::AllowList;
 
 /// The senders of the config file's plugin channels, by channel name.
 pub struct FileChannelPlugins {

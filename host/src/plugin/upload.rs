@@ -10,7 +10,7 @@ use http_body::Body;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use super::{PluginError, TenantPlugins};
-use crate::delivery::queue::now_ms;
+use crate::clock::Clock;
 use crate::domain::{ChannelName, TenantName};
 use crate::store::{PluginRow, Store, StoreError};
 
@@ -71,6 +71,7 @@ pub struct Offer<'a> {
 /// A tenant's plugins and the limits that bound them.
 pub struct Uploads<'a> {
     pub store: &'a dyn Store,
+    pub clock: &'a dyn Clock,
     pub plugins: &'a TenantPlugins,
     /// `plugins.max_upload_bytes`.
     pub max_bytes: u64,
@@ -105,7 +106,7 @@ impl Uploads<'_> {
         self.check_quota(offer.tenant, &name).await?;
         let bytes = self.read(body).await?;
         let loaded = self.plugins.runtime().load(bytes.clone()).await?;
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let row = PluginRow {
             tenant: offer.tenant.to_string(),
             name: name.to_string(),

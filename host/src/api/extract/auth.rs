@@ -10,7 +10,6 @@ use axum::http::request::Parts;
 use crate::api::AppState;
 use crate::api::error::ApiError;
 use crate::crypto::{digest_eq, sha256_hex};
-use crate::delivery::queue::now_ms;
 use crate::domain::TenantName;
 use crate::store::{Store, StoreError, UserRow};
 
@@ -136,7 +135,8 @@ impl FromRequestParts<AppState> for Session {
             return Err(ApiError::unauthorized());
         };
         let token_hash = sha256_hex(token.as_bytes());
-        let user = session_user(state.store.as_ref(), &tenant, &token_hash, user_id)
+        let now = state.clock.now_ms();
+        let user = session_user(state.store.as_ref(), &tenant, &token_hash, user_id, now)
             .await?
             .ok_or_else(ApiError::unauthorized)?;
         Ok(Self { user, token_hash })
@@ -151,9 +151,10 @@ pub async fn session_user(
     tenant: &TenantName,
     token_hash: &str,
     user_id: &str,
+    now_ms: i64,
 ) -> Result<Option<UserRow>, StoreError> {
     let owner = store
-        .session_user(token_hash, tenant.as_str(), now_ms())
+        .session_user(token_hash, tenant.as_str(), now_ms)
         .await?;
     if owner.as_deref() != Some(user_id) {
         return Ok(None);

@@ -15,6 +15,7 @@ use axum::http::request::Parts;
 
 use super::AppState;
 use super::error::ApiError;
+use crate::domain::Method;
 use crate::twofa::{Caller, Supplied};
 pub use auth::{Admin, PublicTenant, Session, TenantAccess, path_tenant, session_user};
 pub use body::{ApiJson, ApiPath, ApiQuery, parse_json};
@@ -50,10 +51,10 @@ impl<S: Send + Sync> FromRequestParts<S> for TwoFactorHeaders {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let h = |name| auth::header_str(parts, name).map(str::to_string);
         Ok(Self(Supplied {
-            code: h("x-2fa-code"),
-            method: h("x-2fa-method"),
+            code: auth::header_str(parts, "x-2fa-code").map(str::to_string),
+            // A method postern does not know is no method.
+            method: auth::header_str(parts, "x-2fa-method").and_then(|m| Method::parse(m).ok()),
         }))
     }
 }

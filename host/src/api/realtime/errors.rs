@@ -106,11 +106,11 @@ mod tests {
     #[test]
     fn two_fa_errors_keep_rocket_chat_ids() {
         let d = crate::twofa::Details {
-            method: "email".into(),
+            method: crate::domain::Method::Email,
             code_generated: false,
             code_count: 1,
             code_expires: vec!["2030-01-01T00:00:00.000Z".into()],
-            available_methods: vec!["email".into()],
+            available_methods: vec![crate::domain::Method::Email],
         };
         let e: MeteorError = TwoFaError::MaxAttempts(d).into();
         let j = e.to_json();

@@ -12,10 +12,9 @@ use super::params::{LoginRequest, login_request, str_param, take_two_factor};
 use crate::api::AppState;
 use crate::api::extract::session_user;
 use crate::crypto::sha256_hex;
-use crate::delivery::queue::now_ms;
-use crate::domain::TenantName;
+use crate::domain::{Method, TenantName};
 use crate::store::UserRow;
-use crate::twofa::{Caller, EMAIL, LoginError, Supplied, TOTP};
+use crate::twofa::{Caller, LoginError, Supplied};
 
 /// Runs the methods of one connection, one at a time, in arrival order.
 pub trait Methods: Send + 'static {
@@ -127,8 +126,8 @@ impl Session {
         let Some(login) = &self.login else {
             return Err(not_authorized(method));
         };
-        let store = self.state.store.as_ref();
-        match session_user(store, &self.tenant, &login.token_hash, &login.user_id).await? {
+        let (store, now) = (self.state.store.as_ref(), self.state.clock.now_ms());
+        match session_user(store, &self.tenant, &login.token_hash, &login.user_id, now).await? {
             Some(u) => Ok(u),
             None => {
                 self.login = None;
@@ -149,7 +148,7 @@ impl Session {
     }
 
     fn session_expiry(&self) -> i64 {
-        now_ms() + i64::from(self.state.config.limits.session_hours) * 3_600_000
+        self.state.clock.now_ms() + i64::from(self.state.config.limits.session_hours) * 3_600_000
     }
 
     /// `login`: `{user, password}`, `{totp: {login: {user, password}, code}}`
@@ -215,7 +214,7 @@ impl Session {
         let Some(user_id) = self
             .state
             .store
-            .session_user(&token_hash, self.tenant.as_str(), now_ms())
+            .session_user(&token_hash, self.tenant.as_str(), self.state.clock.now_ms())
             .await?
         else {
             return Err(logged_out());
@@ -264,7 +263,7 @@ impl Session {
         };
         let supplied = Supplied {
             code: text("code"),
-            method: text("method"),
+            method: text("method").and_then(|m| Method::parse(&m).ok()),
         };
         // As Rocket.Chat: this wrapper needs a logged-in user to check against.
         let user = match self.user(CALL_WITH_2FA).await {
@@ -305,7 +304,10 @@ impl Session {
             "2fa:disable-email" => {
                 let mut user = self.user(method).await?;
                 self.protect(&user, &second).await?;
-                self.state.twofa.disable(&mut user, Some(EMAIL)).await?;
+                self.state
+                    .twofa
+                    .disable(&mut user, Some(Method::Email))
+                    .await?;
                 Ok(Some(Value::Bool(true)))
             }
             "2fa:enable" => {
@@ -373,7 +375,7 @@ impl Session {
             (SecondFactor::Supplied(s), Some(code)) if s.code.is_none() => {
                 SecondFactor::Supplied(Supplied {
                     code: Some(code.to_string()),
-                    method: Some(TOTP.to_string()),
+                    method: Some(Method::Totp),
                 })
             }
             (second, _) => second,

@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 
 use super::ddp::MeteorError;
 use super::errors::{invalid_params, unrecognized_login};
+use crate::domain::Method;
 use crate::twofa::{Supplied, password};
 
 /// Pops a trailing `{twoFactorCode, twoFactorMethod}` (both required, as in
@@ -16,7 +17,7 @@ pub fn take_two_factor(params: &mut Vec<Value>) -> Option<Supplied> {
     params.pop();
     Some(Supplied {
         code: Some(code).filter(|c| !c.trim().is_empty()),
-        method: Some(method).filter(|m| !m.is_empty()),
+        method: Method::parse(&method).ok(),
     })
 }
 
@@ -150,7 +151,7 @@ mod tests {
         ];
         let s = take_two_factor(&mut p).unwrap();
         assert_eq!(s.code.as_deref(), Some("123456"));
-        assert_eq!(s.method.as_deref(), Some("email"));
+        assert_eq!(s.method.as_ref().map(Method::as_str), Some("email"));
         assert_eq!(p, vec![json!("x")]);
 
         let mut only_code = vec![json!({ "twoFactorCode": "123456" })];
