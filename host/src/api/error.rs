@@ -159,8 +159,9 @@ impl From<TwoFaError> for ApiError {
 }
 
 /// A failed `login` carries both shapes (SPEC §6): 401
-/// `{success:false, status:"error", error:"<type>", errorType, message:"… [<type>]", details}`;
-/// other 2FA errors (rate limits, store) are the usual shape.
+/// `{success:false, status:"error", error:"<type>", errorType, message:"<reason>", details}`;
+/// `message` is the bare reason ("TOTP Required"), as Rocket.Chat's `/login`
+/// sends it. Other 2FA errors (rate limits, store) are the usual shape.
 pub fn login_failure(e: LoginError) -> Result<Response, ApiError> {
     match e {
         LoginError::BadCredentials => {
@@ -185,7 +186,7 @@ fn login_error(kind: &str, reason: &str, details: Value) -> Response {
             "status": "error",
             "error": kind,
             "errorType": kind,
-            "message": format!("{reason} [{kind}]"),
+            "message": reason,
             "details": details,
         })),
     )

@@ -1,5 +1,7 @@
 //! User administration with the tenant key (`users.create`, `users.info`,
-//! `users.delete`, `users.setTwoFactor`) and the user as the API shows it.
+//! `users.delete`, `users.setTwoFactor`; users named by `userId` or
+//! `username`, as Rocket.Chat takes them) and the user as the API shows it.
+//! A user session may read its own `users.info`.
 
 use axum::Json;
 use axum::extract::State;
@@ -7,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::ApiError;
-use super::extract::{ApiJson, ApiQuery, TenantAccess};
+use super::extract::{ApiJson, ApiQuery, KeyOrSession, TenantAccess};
 use super::{AppState, success};
 use crate::domain::{EmailAddress, TenantName};
 use crate::store::{StoreError, UserRow, rfc3339};
@@ -151,49 +153,122 @@ pub async fn users_create(
     user_answer(&state, &user).await
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
-pub struct UsernameQuery {
+/// `users.info`'s query: the user by `userId` or `username` (Rocket.Chat
+/// takes either; given both, they must name the same user).
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UserQuery {
+    /// The user's `_id`.
+    #[serde(rename = "userId")]
+    #[param(rename = "userId")]
+    user_id: Option<String>,
+    /// The username.
     username: Option<String>,
+}
+
+/// `users.delete`'s body: `{userId}` or `{username}` (or both, agreeing).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UserRefBody {
+    user_id: Option<String>,
+    username: Option<String>,
+}
+
+/// Which user a call names.
+enum UserRef {
+    Id(String),
+    Name(String),
+    Both { id: String, name: String },
+}
+
+impl UserRef {
+    /// Empty strings count as missing; neither given is a 400 naming both.
+    fn parse(user_id: Option<String>, username: Option<String>) -> Result<Self, ApiError> {
+        let present = |v: Option<String>| v.filter(|s| !s.is_empty());
+        match (present(user_id), present(username)) {
+            (Some(id), Some(name)) => Ok(Self::Both { id, name }),
+            (Some(id), None) => Ok(Self::Id(id)),
+            (None, Some(name)) => Ok(Self::Name(name)),
+            (None, None) => Err(ApiError::invalid_params(
+                "userId",
+                "userId or username is required",
+            )
+            .with_details(json!({ "field": "userId", "fields": ["userId", "username"] }))),
+        }
+    }
+
+    /// Whether this names `user` (no store look-up: a session learns
+    /// nothing about other users from the answer).
+    fn names(&self, user: &UserRow) -> bool {
+        match self {
+            Self::Id(id) => *id == user.id,
+            Self::Name(name) => *name == user.username,
+            Self::Both { id, name } => *id == user.id && *name == user.username,
+        }
+    }
+}
+
+fn mismatch() -> ApiError {
+    ApiError::invalid_params("userId", "userId and username name different users")
+        .with_details(json!({ "field": "userId", "fields": ["userId", "username"] }))
 }
 
 async fn find_user(
     state: &AppState,
     tenant: &TenantName,
-    username: Option<&str>,
+    who: &UserRef,
 ) -> Result<UserRow, ApiError> {
-    let username = username
-        .filter(|u| !u.is_empty())
-        .ok_or_else(|| ApiError::invalid_params("username", "username is required"))?;
-    state
-        .store
-        .user_by_username(tenant.as_str(), username)
-        .await?
-        .ok_or_else(|| ApiError::not_found("No such user"))
+    let t = tenant.as_str();
+    let found = match who {
+        UserRef::Id(id) => state.store.user_by_id(t, id).await?,
+        UserRef::Name(name) => state.store.user_by_username(t, name).await?,
+        UserRef::Both { id, name } => {
+            let by_id = state.store.user_by_id(t, id).await?;
+            let by_name = state.store.user_by_username(t, name).await?;
+            match (by_id, by_name) {
+                (Some(a), Some(b)) if a.id == b.id => Some(a),
+                (None, None) => None,
+                _ => return Err(mismatch()),
+            }
+        }
+    };
+    found.ok_or_else(|| ApiError::not_found("No such user"))
 }
 
-#[utoipa::path(get, path = "/t/{tenant}/api/v1/users.info", tag = "users", params(("tenant" = String, Path, description = "Tenant name; /api/v1/… is the `default` tenant"), ("username" = String, Query, description = "Username")), security(("bearer" = [])), responses((status = 200, description = "{success, user}"), (status = 404, body = super::error::ErrorBody), (status = 400, body = super::error::ErrorBody), (status = 429, body = super::error::ErrorBody, description = "Rate limited; see Retry-After")))]
+/// A session asking for someone else's record.
+fn not_own_user() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::FORBIDDEN,
+        "error-forbidden",
+        "A user session may read only its own user; other users need the tenant API key",
+    )
+}
+
+#[utoipa::path(get, path = "/t/{tenant}/api/v1/users.info", tag = "users", params(("tenant" = String, Path, description = "Tenant name; /api/v1/… is the `default` tenant"), UserQuery), security(("bearer" = []), ("session" = [])), responses((status = 200, description = "{success, user}"), (status = 404, body = super::error::ErrorBody), (status = 400, body = super::error::ErrorBody, description = "Neither userId nor username, or the two name different users"), (status = 401, body = super::error::ErrorBody, description = "No or bad credentials"), (status = 403, body = super::error::ErrorBody, description = "A user session asking for another user"), (status = 429, body = super::error::ErrorBody, description = "Rate limited; see Retry-After")))]
+/// The tenant key reads any user; a user session (`X-User-Id` +
+/// `X-Auth-Token`) reads its own.
 pub async fn users_info(
     State(state): State<AppState>,
-    access: TenantAccess,
-    ApiQuery(q): ApiQuery<UsernameQuery>,
+    caller: KeyOrSession,
+    ApiQuery(q): ApiQuery<UserQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let user = find_user(&state, &access.tenant, q.username.as_deref()).await?;
+    let who = UserRef::parse(q.user_id, q.username)?;
+    let user = match caller {
+        KeyOrSession::Key(access) => find_user(&state, &access.tenant, &who).await?,
+        KeyOrSession::Session(session) if who.names(&session.user) => session.user,
+        KeyOrSession::Session(_) => return Err(not_own_user()),
+    };
     user_answer(&state, &user).await
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UsernameBody {
-    username: String,
-}
-
-#[utoipa::path(post, path = "/t/{tenant}/api/v1/users.delete", tag = "users", params(("tenant" = String, Path, description = "Tenant name; /api/v1/… is the `default` tenant")), request_body = UsernameBody, security(("bearer" = [])), responses((status = 200, description = "Success"), (status = 404, body = super::error::ErrorBody), (status = 400, body = super::error::ErrorBody), (status = 429, body = super::error::ErrorBody, description = "Rate limited; see Retry-After")))]
+#[utoipa::path(post, path = "/t/{tenant}/api/v1/users.delete", tag = "users", params(("tenant" = String, Path, description = "Tenant name; /api/v1/… is the `default` tenant")), request_body = UserRefBody, security(("bearer" = [])), responses((status = 200, description = "Success"), (status = 404, body = super::error::ErrorBody), (status = 400, body = super::error::ErrorBody, description = "Neither userId nor username, or the two name different users"), (status = 429, body = super::error::ErrorBody, description = "Rate limited; see Retry-After")))]
 pub async fn users_delete(
     State(state): State<AppState>,
     access: TenantAccess,
-    ApiJson(b): ApiJson<UsernameBody>,
+    ApiJson(b): ApiJson<UserRefBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let user = find_user(&state, &access.tenant, Some(&b.username)).await?;
+    let who = UserRef::parse(b.user_id, b.username)?;
+    let user = find_user(&state, &access.tenant, &who).await?;
     state
         .store
         .delete_user(access.tenant.as_str(), &user.id)
@@ -205,7 +280,8 @@ pub async fn users_delete(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SetTwoFactor {
-    username: String,
+    user_id: Option<String>,
+    username: Option<String>,
     method: Option<String>,
     send_to: Option<String>,
 }
@@ -220,13 +296,14 @@ fn default_method(state: &AppState) -> Option<String> {
     })
 }
 
-#[utoipa::path(post, path = "/t/{tenant}/api/v1/users.setTwoFactor", tag = "users", params(("tenant" = String, Path, description = "Tenant name; /api/v1/… is the `default` tenant")), request_body = SetTwoFactor, security(("bearer" = [])), responses((status = 200, description = "{success, user}"), (status = 400, body = super::error::ErrorBody), (status = 429, body = super::error::ErrorBody, description = "Rate limited; see Retry-After")))]
+#[utoipa::path(post, path = "/t/{tenant}/api/v1/users.setTwoFactor", tag = "users", params(("tenant" = String, Path, description = "Tenant name; /api/v1/… is the `default` tenant")), request_body = SetTwoFactor, security(("bearer" = [])), responses((status = 200, description = "{success, user}"), (status = 400, body = super::error::ErrorBody, description = "Bad method or sendTo; neither userId nor username, or the two name different users"), (status = 404, body = super::error::ErrorBody), (status = 429, body = super::error::ErrorBody, description = "Rate limited; see Retry-After")))]
 pub async fn users_set_two_factor(
     State(state): State<AppState>,
     access: TenantAccess,
     ApiJson(b): ApiJson<SetTwoFactor>,
 ) -> Result<Json<Value>, ApiError> {
-    let mut user = find_user(&state, &access.tenant, Some(&b.username)).await?;
+    let who = UserRef::parse(b.user_id, b.username)?;
+    let mut user = find_user(&state, &access.tenant, &who).await?;
     let method = b.method.or_else(|| default_method(&state)).ok_or_else(|| {
         ApiError::invalid_params(
             "method",

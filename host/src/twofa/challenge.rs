@@ -11,6 +11,7 @@ use crate::domain::{CodePurpose, Method};
 use crate::store::UserRow;
 
 fn details(
+    user: &UserRow,
     method: &Method,
     generated: bool,
     expires: Option<i64>,
@@ -22,6 +23,8 @@ fn details(
         code_count: u32::from(expires.is_some()),
         code_expires: expires.map(crate::store::rfc3339).into_iter().collect(),
         available_methods: method_names(methods),
+        // What a client hands `sendEmailCode` to have the code resent.
+        email_or_username: (*method == Method::Email).then(|| user.username.clone()),
     }
 }
 
@@ -62,6 +65,7 @@ impl TwoFactor {
             None => {
                 let (generated, expires) = self.ensure_code(user, &pick, &methods, caller).await?;
                 Err(TwoFaError::Required(details(
+                    user,
                     &pick.method,
                     generated,
                     expires,
@@ -86,7 +90,7 @@ impl TwoFactor {
         let Some(hash) = user.password_hash.as_ref().filter(|_| password_fallback) else {
             return Ok(());
         };
-        let details = details(&Method::Password, false, None, &[]);
+        let details = details(user, &Method::Password, false, None, &[]);
         let Some(code) = &supplied.code else {
             return Err(TwoFaError::Required(details));
         };
@@ -165,6 +169,7 @@ impl TwoFactor {
                 Ok(())
             } else {
                 Err(TwoFaError::Invalid(details(
+                    user,
                     &method.method,
                     false,
                     None,
@@ -201,7 +206,7 @@ impl TwoFactor {
         code: &str,
         caller: &Caller,
     ) -> R<()> {
-        let fail = |generated, expires| details(&method.method, generated, expires, methods);
+        let fail = |generated, expires| details(user, &method.method, generated, expires, methods);
         let purpose = CodePurpose::Method(method.method.clone());
         let subject = user_subject(user);
         match self

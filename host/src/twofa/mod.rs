@@ -67,6 +67,11 @@ pub struct Details {
     pub code_count: u32,
     pub code_expires: Vec<String>,
     pub available_methods: Vec<Method>,
+    /// For email codes, who to name to `users.2fa.sendEmailCode` for a
+    /// resend: the username (Rocket.Chat's `user.username || emails[0]`;
+    /// a postern user always has a username).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email_or_username: Option<String>,
 }
 
 impl Details {
@@ -78,6 +83,7 @@ impl Details {
             code_count: 0,
             code_expires: Vec::new(),
             available_methods: Vec::new(),
+            email_or_username: None,
         }
     }
 }

@@ -117,6 +117,31 @@ impl FromRequestParts<AppState> for PublicTenant {
     }
 }
 
+/// A call that takes either the tenant key (`Authorization`) or a user's
+/// session (`X-User-Id` + `X-Auth-Token`): `users.info`. With neither, the
+/// tenant key's answers (404 unknown tenant, 401).
+pub enum KeyOrSession {
+    Key(TenantAccess),
+    Session(Session),
+}
+
+impl FromRequestParts<AppState> for KeyOrSession {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let has_session =
+            header_str(parts, "x-user-id").is_some() || header_str(parts, "x-auth-token").is_some();
+        if bearer(parts).is_none() && has_session {
+            return Ok(Self::Session(
+                Session::from_request_parts(parts, state).await?,
+            ));
+        }
+        Ok(Self::Key(
+            TenantAccess::from_request_parts(parts, state).await?,
+        ))
+    }
+}
+
 /// A logged-in user: `X-User-Id` + `X-Auth-Token` from `login`.
 pub struct Session {
     pub user: UserRow,

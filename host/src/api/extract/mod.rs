@@ -17,7 +17,9 @@ use super::AppState;
 use super::error::ApiError;
 use crate::domain::Method;
 use crate::twofa::{Caller, Supplied};
-pub use auth::{Admin, PublicTenant, Session, TenantAccess, path_tenant, session_user};
+pub use auth::{
+    Admin, KeyOrSession, PublicTenant, Session, TenantAccess, path_tenant, session_user,
+};
 pub use body::{ApiJson, ApiPath, ApiQuery, parse_json};
 
 /// The caller's address and user agent, for rate limits and messages.

@@ -111,6 +111,7 @@ mod tests {
             code_count: 1,
             code_expires: vec!["2030-01-01T00:00:00.000Z".into()],
             available_methods: vec![crate::domain::Method::Email],
+            email_or_username: Some("ann".into()),
         };
         let e: MeteorError = TwoFaError::MaxAttempts(d).into();
         let j = e.to_json();
