@@ -11,6 +11,7 @@ mod multihost;
 mod plugins;
 mod queue;
 mod realtime;
+mod rocketchat;
 mod smtp;
 mod tenants;
 mod twofa;

@@ -124,7 +124,7 @@ async fn email_login_flow_single_use_and_code_generated_flags() {
     assert_eq!(v["status"], "error");
     assert_eq!(v["error"], "totp-required");
     assert_eq!(v["errorType"], "totp-required");
-    assert_eq!(v["message"], "TOTP Required [totp-required]");
+    assert_eq!(v["message"], "TOTP Required");
     let d = &v["details"];
     assert_eq!(d["method"], "email");
     assert_eq!(d["codeGenerated"], true);
@@ -243,10 +243,7 @@ async fn max_attempts_kills_the_code_and_resend_replaces_it() {
     let (s, v) = e.login("bob", "pw-bob", Some(&bad)).await;
     assert_eq!(s, 401);
     assert_eq!(v["errorType"], "totp-max-attempts", "{v}");
-    assert_eq!(
-        v["message"],
-        "TOTP Maximum Failed Attempts Reached [totp-max-attempts]"
-    );
+    assert_eq!(v["message"], "TOTP Maximum Failed Attempts Reached");
     // The right code is dead now.
     let (s, v) = e.login("bob", "pw-bob", Some(&code)).await;
     assert_eq!((s, v["errorType"].as_str()), (401, Some("totp-invalid")));
