@@ -1,18 +1,54 @@
 //! Delivering a code: the [`Sender`] trait every channel implements, the
-//! outcome classes, the channel registry and the durable queue.
+//! outcome classes, the channel kinds, the registry and the durable queue.
 //!
 //! A sender knows its protocol and nothing about 2FA rules; the queue knows
 //! retries and fallbacks and nothing about protocols.
+//!
+//! # One folder per channel kind
+//!
+//! Each kind of [`kind::ChannelKind`] has a folder holding everything about
+//! it: `config.rs` (its keys, their checks and the secret names a tenant
+//! channel takes) and `mod.rs` (the [`Sender`], `file_channel` for the config
+//! file and `Kind`, its [`spec::KindAdapter`] for `PUT /channels`):
+//! `smtp/`, `pushover/`, `url/`, `sms_http/`, `sms_smtp/`, `plugin/`.
+//! Both origins build the sender with the same constructor and the same
+//! [`BuildContext`]; they differ only in where the settings come from
+//! ([`file_channels`] reads the config file's sections, [`tenant_channels`]
+//! a tenant's spec) and in `public_only`.
+//!
+//! Adding a kind (say `smpp`):
+//! 1. a folder `delivery/smpp/` with `config.rs` (a `SmppConfig` struct,
+//!    `validate`, `SECRET_KEYS`) and `mod.rs` (`SmppSender: Sender`, built
+//!    from `(&SmppConfig, &BuildContext)`, and `pub struct Kind` implementing
+//!    [`spec::KindAdapter`]: wire name, secret names, `sender`), plus
+//!    `pub mod smpp;` here;
+//! 2. one variant in [`kind::ChannelKind`], its entry in `ALL` and its arm
+//!    in `adapter()`.
+//!
+//! Tenants can then `PUT` it. Only a kind the config file should also
+//! offer needs a section: a field in `config::Config` and a line in
+//! [`file_channels`] calling the folder's `file_channel`.
+//!
+//! Other files: [`registry`] (channels by name), [`fallback`] (the one
+//! fallback-graph check), [`recipient`] (`send_to_type` rules),
+//! [`sms_gateway`] (privacyIDEA's table shared by the SMS kinds),
+//! [`http`]/[`template`] (helpers of the senders), [`queue`] and [`retry`].
 
+pub mod fallback;
+pub mod file_channels;
 pub mod http;
+pub mod kind;
+pub mod plugin;
 pub mod pushover;
 pub mod queue;
 pub mod recipient;
 pub mod registry;
 pub mod retry;
+pub mod sms_gateway;
 pub mod sms_http;
 pub mod sms_smtp;
 pub mod smtp;
+pub mod spec;
 pub mod template;
 pub mod tenant_channels;
 pub mod url;
@@ -45,6 +81,26 @@ impl fmt::Debug for Message {
             .field("ttl_seconds", &self.ttl_seconds)
             .field("username", &self.username)
             .finish_non_exhaustive()
+    }
+}
+
+/// What every sender is built with, wherever its channel is defined.
+#[derive(Debug, Clone, Copy)]
+pub struct BuildContext<'a> {
+    /// `server.base_url`, for templates and the URL form.
+    pub base_url: Option<&'a str>,
+    /// Dial only public addresses: tenant channels, unless the operator
+    /// allows private networks.
+    pub public_only: bool,
+}
+
+impl<'a> BuildContext<'a> {
+    /// The config file's channels: the operator's own, any address.
+    pub fn file(base_url: Option<&'a str>) -> Self {
+        Self {
+            base_url,
+            public_only: false,
+        }
     }
 }
 
