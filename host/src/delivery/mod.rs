@@ -6,33 +6,38 @@
 //!
 //! # One folder per channel kind
 //!
-//! Each kind of [`kind::ChannelKind`] has a folder holding everything about
-//! it: `config.rs` (its keys, their checks and the secret names a tenant
-//! channel takes) and `mod.rs` (the [`Sender`], `file_channel` for the config
-//! file and `Kind`, its [`spec::KindAdapter`] for `PUT /channels`):
-//! `smtp/`, `pushover/`, `url/`, `sms_http/`, `sms_smtp/`, `plugin/`.
-//! Both origins build the sender with the same constructor and the same
-//! [`BuildContext`]; they differ only in where the settings come from
-//! ([`file_channels`] reads the config file's sections, [`tenant_channels`]
-//! a tenant's spec) and in `public_only`.
+//! Each [`kind::ChannelKind`] has a folder holding everything about it:
+//! `config.rs` (its keys, their checks, the secret names a tenant channel
+//! takes) and `mod.rs` (its [`Sender`]; `Kind`, its [`spec::KindAdapter`]
+//! for `PUT /channels`; `file_channel` where the config file has a section
+//! of that kind): `smtp/`, `pushover/`, `url/`, `sms_http/`, `sms_smtp/`,
+//! `plugin/` (the kind's config and checks; the wasmtime runtime is
+//! `crate::plugin`). A file channel and a tenant channel of one kind are
+//! built by the same constructor with a [`BuildContext`]; they differ only
+//! in where the settings come from ([`file_channels`] reads the file's
+//! sections, [`tenant_channels`] a tenant's spec) and in `public_only`.
 //!
 //! Adding a kind (say `smpp`):
-//! 1. a folder `delivery/smpp/` with `config.rs` (a `SmppConfig` struct,
-//!    `validate`, `SECRET_KEYS`) and `mod.rs` (`SmppSender: Sender`, built
-//!    from `(&SmppConfig, &BuildContext)`, and `pub struct Kind` implementing
-//!    [`spec::KindAdapter`]: wire name, secret names, `sender`), plus
-//!    `pub mod smpp;` here;
-//! 2. one variant in [`kind::ChannelKind`], its entry in `ALL` and its arm
-//!    in `adapter()`.
+//! 1. a folder `delivery/smpp/`: `config.rs` with an `SmppConfig` struct
+//!    (serde, the key names), its `validate` and `SECRET_KEYS`; `mod.rs`
+//!    with `SmppSender: Sender` built from `(&SmppConfig, &BuildContext)`
+//!    and `pub struct Kind` implementing [`spec::KindAdapter`] (wire name,
+//!    secret names, `sender`: `spec.typed()` the config, check it, build);
+//!    and `pub mod smpp;` below;
+//! 2. a variant `ChannelKind::Smpp`, its entry in `ChannelKind::ALL` and its
+//!    arm in `ChannelKind::adapter` (`delivery/kind.rs`).
 //!
-//! Tenants can then `PUT` it. Only a kind the config file should also
-//! offer needs a section: a field in `config::Config` and a line in
-//! [`file_channels`] calling the folder's `file_channel`.
+//! Tenants can then `PUT` it; the store, the API and the queue need
+//! nothing. Only a kind the config file should offer too needs a section:
+//! a field in `config::Config`, validated in `Config::validate`, and a
+//! `file_channel` call in [`file_channels`].
 //!
 //! Other files: [`registry`] (channels by name), [`fallback`] (the one
-//! fallback-graph check), [`recipient`] (`send_to_type` rules),
-//! [`sms_gateway`] (privacyIDEA's table shared by the SMS kinds),
-//! [`http`]/[`template`] (helpers of the senders), [`queue`] and [`retry`].
+//! fallback-graph check, for the file and the API), [`recipient`]
+//! (`send_to_type` rules), [`spec`] (a tenant's kind settings and the
+//! checks kinds share), [`sms_gateway`] (privacyIDEA's table shared by the
+//! two SMS kinds), [`http`] and [`template`] (helpers of the senders),
+//! [`queue`] and [`retry`].
 
 pub mod fallback;
 pub mod file_channels;
