@@ -4,6 +4,9 @@
 
 pub mod config;
 
+/// The kind's wire name.
+pub const NAME: &str = "plugin";
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -59,7 +62,7 @@ pub struct Kind;
 
 impl KindAdapter for Kind {
     fn name(&self) -> &'static str {
-        "plugin"
+        NAME
     }
 
     fn secret_keys(&self) -> Option<&'static [&'static str]> {

@@ -3,6 +3,9 @@
 
 pub mod config;
 
+/// The kind's wire name.
+pub const NAME: &str = "pushover";
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,7 +52,7 @@ pub fn is_user_key(s: &str) -> bool {
 #[async_trait]
 impl Sender for PushoverSender {
     fn kind(&self) -> &'static str {
-        "pushover"
+        NAME
     }
 
     async fn validate_recipient(&self, send_to: &str) -> Result<(), String> {
@@ -125,7 +128,7 @@ pub struct Kind;
 
 impl KindAdapter for Kind {
     fn name(&self) -> &'static str {
-        "pushover"
+        NAME
     }
 
     fn secret_keys(&self) -> Option<&'static [&'static str]> {

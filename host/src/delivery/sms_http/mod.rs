@@ -11,6 +11,9 @@
 
 pub mod config;
 
+/// The kind's wire name.
+pub const NAME: &str = "sms-http";
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -129,7 +132,7 @@ fn as_text(v: &serde_json::Value) -> String {
 #[async_trait]
 impl Sender for SmsHttpSender {
     fn kind(&self) -> &'static str {
-        "sms-http"
+        NAME
     }
 
     async fn send(&self, m: &Message) -> SendOutcome {
@@ -190,7 +193,7 @@ pub struct Kind;
 
 impl KindAdapter for Kind {
     fn name(&self) -> &'static str {
-        "sms-http"
+        NAME
     }
 
     fn secret_keys(&self) -> Option<&'static [&'static str]> {

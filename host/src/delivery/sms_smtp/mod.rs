@@ -5,6 +5,9 @@
 
 pub mod config;
 
+/// The kind's wire name.
+pub const NAME: &str = "sms-smtp";
+
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -42,7 +45,7 @@ impl SmsSmtpSender {
 #[async_trait]
 impl Sender for SmsSmtpSender {
     fn kind(&self) -> &'static str {
-        "sms-smtp"
+        NAME
     }
 
     async fn send(&self, m: &Message) -> SendOutcome {
@@ -72,7 +75,7 @@ pub struct Kind;
 
 impl KindAdapter for Kind {
     fn name(&self) -> &'static str {
-        "sms-smtp"
+        NAME
     }
 
     fn secret_keys(&self) -> Option<&'static [&'static str]> {

@@ -5,6 +5,9 @@
 pub mod config;
 pub mod mailer;
 
+/// The kind's wire name.
+pub const NAME: &str = "smtp";
+
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -40,7 +43,7 @@ impl SmtpSender {
 #[async_trait]
 impl Sender for SmtpSender {
     fn kind(&self) -> &'static str {
-        "smtp"
+        NAME
     }
 
     async fn validate_recipient(&self, send_to: &str) -> Result<(), String> {
@@ -110,7 +113,7 @@ pub struct Kind;
 
 impl KindAdapter for Kind {
     fn name(&self) -> &'static str {
-        "smtp"
+        NAME
     }
 
     fn secret_keys(&self) -> Option<&'static [&'static str]> {

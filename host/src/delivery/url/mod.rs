@@ -4,6 +4,9 @@
 
 pub mod config;
 
+/// The kind's wire name.
+pub const NAME: &str = "url";
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -58,7 +61,7 @@ pub fn signature(secret: &str, unix: i64, body: &[u8]) -> String {
 #[async_trait]
 impl Sender for UrlSender {
     fn kind(&self) -> &'static str {
-        "url"
+        NAME
     }
 
     async fn send(&self, m: &Message) -> SendOutcome {
@@ -123,7 +126,7 @@ pub struct Kind;
 
 impl KindAdapter for Kind {
     fn name(&self) -> &'static str {
-        "url"
+        NAME
     }
 
     fn secret_keys(&self) -> Option<&'static [&'static str]> {
