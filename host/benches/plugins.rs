@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use postern::config::PluginsConfig;
 use postern::delivery::{Message, OutcomeClass, Sender};
-use postern::plugin::allowed_hosts::AllowList;
+use postern::netguard::AllowList;
 use postern::plugin::{ChannelSandbox, PluginRuntime};
 use postern::secret::Secret;
 

@@ -9,10 +9,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::ops::HealthBoard;
 use crate::api::{self, AppState, Inner};
+use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
 use crate::crypto::{Keys, random_token, sha256_hex};
 use crate::delivery::file_channels::file_channels;
-use crate::delivery::queue::{Queue, QueueSettings, now_ms};
+use crate::delivery::queue::{Queue, QueueSettings};
 use crate::delivery::registry::Registry;
 use crate::delivery::retry::Backoff;
 use crate::domain::TenantName;
@@ -32,6 +33,7 @@ pub struct App {
     pub twofa: Arc<TwoFactor>,
     pub keys: Keys,
     pub plugins: Arc<crate::plugin::TenantPlugins>,
+    pub clock: SharedClock,
 }
 
 /// How the admin token was settled at start-up.
@@ -45,6 +47,7 @@ pub enum AdminToken {
 impl App {
     pub async fn build(config: Config) -> Result<Self> {
         let config = Arc::new(config);
+        let clock = SystemClock::shared();
         let data_dir = &config.server.data_dir;
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("cannot create server.data_dir {}", data_dir.display()))?;
@@ -53,7 +56,7 @@ impl App {
             .await
             .with_context(|| "cannot open the store (server.database_url)")?;
         store
-            .ensure_tenant(TenantName::default_tenant().as_str(), now_ms())
+            .ensure_tenant(TenantName::default_tenant().as_str(), clock.now_ms())
             .await?;
         let registry = Arc::new(Registry::default());
         let runtime = crate::plugin::PluginRuntime::new(&config.plugins, Some(data_dir))
@@ -82,6 +85,7 @@ impl App {
                 tenant_per_minute: config.limits.tenant_deliveries_per_minute,
                 tenant_concurrency: config.limits.tenant_max_concurrent_deliveries as usize,
             },
+            clock.clone(),
         );
         let tenant_plugins = Arc::new(crate::plugin::TenantPlugins::new(runtime));
         tenant_plugins.sync(store.as_ref()).await?;
@@ -101,6 +105,7 @@ impl App {
             queue.clone(),
             registry.clone(),
             config.clone(),
+            clock.clone(),
         ));
         Ok(Self {
             config,
@@ -111,6 +116,7 @@ impl App {
             twofa,
             keys,
             plugins: tenant_plugins,
+            clock,
         })
     }
 
@@ -171,6 +177,7 @@ pub async fn serve(app: App) -> Result<()> {
         twofa: app.twofa.clone(),
         keys: app.keys.clone(),
         plugins: app.plugins.clone(),
+        clock: app.clock.clone(),
         admin_token_sha256: admin_hash,
         trusted_proxies: config.trusted_proxies(),
         realtime: crate::api::realtime::Connections::new(

@@ -4,6 +4,9 @@ use std::fmt;
 
 use serde::Serialize;
 
+mod two_factor;
+pub use two_factor::{CodePurpose, Method, MethodSlot, VerificationStatus};
+
 /// A tenant or channel name: 1–64 of `[a-z0-9_-]`, starting with a letter or
 /// digit. Safe in URLs, metrics labels and logs; never used as a path.
 fn parse_name(kind: &str, s: &str) -> Result<String, String> {

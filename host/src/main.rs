@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 use postern::config::{self, Config};
-use postern::delivery::queue::{Enqueue, now_ms};
+use postern::delivery::queue::Enqueue;
 use postern::delivery::template::default_text;
 use postern::delivery::{self, Message};
 use postern::domain::TenantName;
@@ -216,7 +216,7 @@ async fn tenant_task(config: Config, action: TenantAction) -> Result<ExitCode> {
             let key_hash = crypto::sha256_hex(key.as_bytes());
             match app
                 .store
-                .create_tenant(name.as_str(), Some(&key_hash), now_ms())
+                .create_tenant(name.as_str(), Some(&key_hash), app.clock.now_ms())
                 .await
             {
                 Ok(()) => {
@@ -305,7 +305,7 @@ async fn send_test(
             channel: channel.to_string(),
             message,
             username: None,
-            expires_at: now_ms() + i64::from(ttl) * 1000,
+            expires_at: app.clock.now_ms() + i64::from(ttl) * 1000,
             alternates: BTreeMap::new(),
         })
         .await

@@ -11,7 +11,6 @@ use super::AppState;
 use super::auth::Admin;
 use super::error::{ApiError, ApiJson, ApiPath};
 use crate::crypto::{random_token, sha256_hex};
-use crate::delivery::queue::now_ms;
 use crate::domain::TenantName;
 use crate::store::{StoreError, rfc3339};
 
@@ -31,7 +30,7 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let name = TenantName::parse(&b.name).map_err(|m| ApiError::invalid_params("name", m))?;
     let key = random_token("ptk_");
-    let now = now_ms();
+    let now = state.clock.now_ms();
     match state
         .store
         .create_tenant(name.as_str(), Some(&sha256_hex(key.as_bytes())), now)

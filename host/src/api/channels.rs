@@ -163,6 +163,7 @@ fn channels(state: &AppState) -> TenantChannels<'_> {
         registry: &state.registry,
         config: &state.config,
         plugins: &state.plugins,
+        clock: state.clock.as_ref(),
     }
 }
 

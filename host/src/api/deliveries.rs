@@ -16,7 +16,7 @@ use super::AppState;
 use super::auth::TenantAccess;
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery};
 use crate::delivery::Message;
-use crate::delivery::queue::{Enqueue, QueueError, now_ms};
+use crate::delivery::queue::{Enqueue, QueueError};
 use crate::delivery::template::default_text;
 use crate::store::{DeliveryFilter, DeliveryRecord, DeliveryStatus};
 
@@ -175,7 +175,7 @@ pub async fn test_channel(
         channel: p.name,
         message,
         username: None,
-        expires_at: now_ms() + i64::from(ttl) * 1000,
+        expires_at: state.clock.now_ms() + i64::from(ttl) * 1000,
         alternates: BTreeMap::new(),
     };
     let delivery = state.queue.submit(req).await.map_err(|e| match e {

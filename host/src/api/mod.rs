@@ -46,6 +46,7 @@ pub struct Inner {
     pub twofa: Arc<crate::twofa::TwoFactor>,
     pub keys: crate::crypto::Keys,
     pub plugins: Arc<crate::plugin::TenantPlugins>,
+    pub clock: crate::clock::SharedClock,
     pub admin_token_sha256: String,
     pub trusted_proxies: Vec<IpNet>,
     /// Open realtime connections of this host (caps per host and address).

@@ -59,7 +59,7 @@ impl HealthBoard {
             };
             let probe =
                 tokio::time::timeout(Duration::from_secs(15), ch.sender.check_health()).await;
-            let now = Some(crate::store::rfc3339(crate::delivery::queue::now_ms()));
+            let now = Some(crate::store::rfc3339(state.clock.now_ms()));
             let h = match probe {
                 Ok(None) => ChannelHealth {
                     kind: ch.sender.kind().into(),

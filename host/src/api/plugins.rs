@@ -14,7 +14,6 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::auth::TenantAccess;
 use super::error::{ApiError, ApiPath};
-use crate::delivery::queue::now_ms;
 use crate::domain::ChannelName;
 use crate::plugin::PluginError;
 use crate::store::{PluginRow, rfc3339};
@@ -128,7 +127,7 @@ pub async fn put(
             .with_details(json!({ "reason": e.reason() })),
             e => ApiError::unavailable(format!("The plugin could not be compiled now: {e}")),
         })?;
-    let now = now_ms();
+    let now = state.clock.now_ms();
     let row = PluginRow {
         tenant: access.tenant.to_string(),
         name: name.to_string(),
@@ -230,7 +229,7 @@ pub async fn delete(
             "plugin.delete",
             Some(&p.name),
             None,
-            now_ms(),
+            state.clock.now_ms(),
         )
         .await?;
     Ok(Json(json!({ "success": true })))

@@ -14,8 +14,7 @@ use super::AppState;
 use super::auth::{TenantAccess, path_tenant};
 use super::error::{ApiError, ApiJson, ApiQuery};
 use crate::crypto::sha256_hex;
-use crate::delivery::queue::now_ms;
-use crate::domain::{EmailAddress, TenantName};
+use crate::domain::{EmailAddress, Method, TenantName};
 use crate::store::{StoreError, UserRow, rfc3339};
 use crate::twofa::{Caller, LoginError, Supplied, TwoFaError, TwoFactor, password};
 
@@ -67,7 +66,7 @@ impl FromRequestParts<AppState> for Session {
         let token_hash = sha256_hex(token.as_bytes());
         let owner = state
             .store
-            .session_user(&token_hash, tenant.as_str(), now_ms())
+            .session_user(&token_hash, tenant.as_str(), state.clock.now_ms())
             .await?;
         if owner.as_deref() != Some(user_id) {
             return Err(ApiError::unauthorized());
@@ -131,7 +130,7 @@ fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
 fn supplied(headers: &HeaderMap) -> Supplied {
     Supplied {
         code: header_str(headers, "x-2fa-code"),
-        method: header_str(headers, "x-2fa-method"),
+        method: header_str(headers, "x-2fa-method").and_then(|m| Method::parse(&m).ok()),
     }
 }
 
@@ -174,8 +173,8 @@ pub async fn user_json(twofa: &TwoFactor, u: &UserRow) -> Result<Value, ApiError
         "createdAt": rfc3339(u.created_at),
         "twoFactor": {
             "enabled": !methods.is_empty(),
-            "default": u.default_method.clone().filter(|d| methods.iter().any(|m| &m.method == d))
-                .or_else(|| methods.first().map(|m| m.method.clone())),
+            "default": u.default_method.clone().filter(|d| methods.iter().any(|m| m.method.as_str() == d))
+                .or_else(|| methods.first().map(|m| m.method.to_string())),
             "methods": list,
         },
     }))
@@ -406,7 +405,7 @@ pub async fn users_create(
         email_verified: b.email.is_some() && b.email_verified,
         name: b.name.clone(),
         default_method: None,
-        created_at: now_ms(),
+        created_at: state.clock.now_ms(),
     };
     match state.store.create_user(&user).await {
         Ok(()) => {}
@@ -428,7 +427,7 @@ pub async fn users_create(
             "user.create",
             Some(&user.username),
             None,
-            now_ms(),
+            state.clock.now_ms(),
         )
         .await?;
     Ok((
@@ -493,7 +492,7 @@ pub async fn users_delete(
             "user.delete",
             Some(&user.username),
             None,
-            now_ms(),
+            state.clock.now_ms(),
         )
         .await?;
     Ok(ok(json!({})))
@@ -582,14 +581,7 @@ pub async fn disable_email(
     ClientInfo(caller): ClientInfo,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    protected_disable(
-        &state,
-        session,
-        &headers,
-        &caller,
-        Some(crate::twofa::EMAIL),
-    )
-    .await
+    protected_disable(&state, session, &headers, &caller, Some(Method::Email)).await
 }
 
 #[utoipa::path(post, path = "/t/{tenant}/api/v1/users.2fa.disable", tag = "2fa", params(("tenant" = String, Path, description = "Tenant name; /api/v1/… is the `default` tenant")), security(("session" = [])), responses((status = 200, description = "Success"), (status = 401, body = super::deliveries::ErrorBody, description = "No or bad session"), (status = 400, body = super::deliveries::ErrorBody), (status = 429, body = super::deliveries::ErrorBody, description = "Rate limited; see Retry-After")))]
@@ -609,7 +601,7 @@ async fn protected_disable(
     session: Session,
     headers: &HeaderMap,
     caller: &Caller,
-    method: Option<&str>,
+    method: Option<Method>,
 ) -> Result<Json<Value>, ApiError> {
     protect(state, &session.user, headers, caller).await?;
     let mut user = session.user;
@@ -660,7 +652,7 @@ pub async fn update_own_basic_info(
             "user.update",
             Some(&user.username),
             None,
-            now_ms(),
+            state.clock.now_ms(),
         )
         .await?;
     Ok(ok(json!({ "user": user_json(&state.twofa, &user).await? })))
@@ -723,7 +715,7 @@ pub async fn disable_totp(
     ClientInfo(caller): ClientInfo,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    protected_disable(&state, session, &headers, &caller, Some(crate::twofa::TOTP)).await
+    protected_disable(&state, session, &headers, &caller, Some(Method::Totp)).await
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

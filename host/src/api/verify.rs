@@ -11,9 +11,10 @@ use super::AppState;
 use super::auth::TenantAccess;
 use super::error::{ApiError, ApiJson, ApiPath};
 use super::users::ClientInfo;
-use crate::store::{VerificationRow, rfc3339};
+use crate::store::rfc3339;
+use crate::twofa::Verification;
 
-fn view(v: &VerificationRow) -> Value {
+fn view(v: &Verification) -> Value {
     json!({
         "id": v.id,
         "status": v.status,

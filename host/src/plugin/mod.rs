@@ -1,13 +1,19 @@
-//! WebAssembly plugin channels. Only this module knows wasmtime.
+//! WebAssembly plugin channels. Only this module knows wasmtime; the
+//! address policy and `allowedHosts` parsing it applies are
+//! [`crate::netguard`]'s (no wasmtime there).
 //!
-//! * [`allowed_hosts`] — a channel's `allowedHosts`, pure policy (no wasmtime).
 //! * [`vet`] — is this a plugin at all? Typed refusals with a human reason.
-//! * `runtime` — the one Engine (pooling allocator, epochs, ticker), the
-//!   Linker, the compile cache, [`PluginRuntime::load`].
-//! * `host_api` — the WIT imports (`config`, `log`), captured stdout/stderr,
-//!   the per-delivery journal that becomes the delivery record's `log`.
-//! * `outbound` — the single `send_request` policy hook (allow-list,
-//!   SSRF-safe resolution, caps, timeouts).
+//! * `runtime` — the one Engine (pooling allocator, epochs), the Linker, the
+//!   compile cache, [`PluginRuntime::load`]; `info` — what `describe()` says.
+//! * `sandbox` — what a channel grants ([`ChannelSandbox`]) and the fresh,
+//!   limited store of every call; `limits` — the `[plugins]` limits.
+//! * `call` — one call in a fresh instance and how it ended; `pool` — the
+//!   epoch ticker and the guest pool CPU-bound guests run on.
+//! * `host_api` — the WIT imports (`config`, `log`), captured stdout/stderr;
+//!   `journal` — the per-delivery log that becomes the delivery record's `log`.
+//! * `outbound/` — the single `send_request` policy hook: `admit`
+//!   (allow-list, request cap), `connect` (resolve once, vet, TLS, timeouts),
+//!   `body` (caps).
 //! * `sender` — [`PluginSender`]: a loaded plugin + a channel sandbox as a
 //!   [`crate::delivery::Sender`], mapping every ending onto an outcome class.
 //! * `startup` — `[[channel]]` plugins of the config file, loaded at start-up.
@@ -15,18 +21,25 @@
 //!
 //! See `README.md` beside this file for the sandbox, limits and numbers.
 
-pub mod allowed_hosts;
 mod bindings;
 mod cache;
+mod call;
 mod host_api;
+mod info;
+mod journal;
+mod limits;
 mod outbound;
+mod pool;
 mod runtime;
+mod sandbox;
 mod sender;
 mod startup;
 mod tenant;
 pub mod vet;
 
-pub use runtime::{ChannelSandbox, ConfigKeyInfo, LoadedPlugin, PluginInfo, PluginRuntime};
+pub use info::{ConfigKeyInfo, PluginInfo};
+pub use runtime::{LoadedPlugin, PluginRuntime};
+pub use sandbox::ChannelSandbox;
 pub use sender::PluginSender;
 pub use startup::{FileChannelPlugins, check_file};
 pub use tenant::TenantPlugins;

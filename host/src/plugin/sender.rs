@@ -15,9 +15,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::bindings::{DeliveryError, Message as WitMessage};
-use super::runtime::{
-    Call, ChannelSandbox, Failure, LoadedPlugin, PluginRuntime, Returned, Sandbox,
-};
+use super::call::{Call, Failure, Returned};
+use super::runtime::{LoadedPlugin, PluginRuntime};
+use super::sandbox::{ChannelSandbox, Sandbox};
 use crate::delivery::{Message, OutcomeClass, SendOutcome, Sender};
 
 pub struct PluginSender {
@@ -95,20 +95,7 @@ impl Sender for PluginSender {
                     .with_provider_id(receipt.provider_id)
             }
             Ok(Returned::Delivered(Err(e))) => {
-                let (class, said) = match e {
-                    DeliveryError::Unavailable(m) => {
-                        (OutcomeClass::Transient, format!("unavailable: {m}"))
-                    }
-                    DeliveryError::InvalidRecipient(m) => {
-                        (OutcomeClass::Permanent, format!("invalid recipient: {m}"))
-                    }
-                    DeliveryError::Rejected(m) => {
-                        (OutcomeClass::Permanent, format!("rejected: {m}"))
-                    }
-                    DeliveryError::Misconfigured(m) => {
-                        (OutcomeClass::Permanent, format!("misconfigured: {m}"))
-                    }
-                };
+                let (class, said) = classify(e);
                 match &denial {
                     // A policy refusal will not change on retry.
                     Some(d) => SendOutcome::permanent(format!(
@@ -133,5 +120,17 @@ impl Sender for PluginSender {
         };
         outcome.log = run.journal.render();
         outcome
+    }
+}
+
+/// What the plugin said went wrong, as an outcome class and a detail.
+fn classify(e: DeliveryError) -> (OutcomeClass, String) {
+    match e {
+        DeliveryError::Unavailable(m) => (OutcomeClass::Transient, format!("unavailable: {m}")),
+        DeliveryError::InvalidRecipient(m) => {
+            (OutcomeClass::Permanent, format!("invalid recipient: {m}"))
+        }
+        DeliveryError::Rejected(m) => (OutcomeClass::Permanent, format!("rejected: {m}")),
+        DeliveryError::Misconfigured(m) => (OutcomeClass::Permanent, format!("misconfigured: {m}")),
     }
 }

@@ -6,10 +6,11 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::allowed_hosts::AllowList;
-use super::runtime::{ChannelSandbox, LoadedPlugin, PluginRuntime};
+use super::runtime::{LoadedPlugin, PluginRuntime};
+use super::sandbox::ChannelSandbox;
 use crate::config::{ChannelConfig, Config, PluginsConfig};
 use crate::delivery::Sender;
+use crate::netguard::AllowList;
 
 /// The senders of the config file's plugin channels, by channel name.
 pub struct FileChannelPlugins {
@@ -53,7 +54,7 @@ impl FileChannelPlugins {
         })
     }
 
-    /// The factory `delivery::registry::file_channels` takes.
+    /// The factory `delivery::file_channels::file_channels` takes.
     pub fn sender(&self, c: &ChannelConfig) -> Result<Arc<dyn Sender>, String> {
         self.senders
             .get(&c.name)

@@ -6,10 +6,11 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
-use super::allowed_hosts::AllowList;
-use super::runtime::{ChannelSandbox, LoadedPlugin, PluginRuntime};
+use super::runtime::{LoadedPlugin, PluginRuntime};
+use super::sandbox::ChannelSandbox;
 use super::startup::check_required_keys;
 use crate::delivery::Sender;
+use crate::netguard::AllowList;
 use crate::secret::Secret;
 use crate::store::{Store, StoreError};
 

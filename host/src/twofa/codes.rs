@@ -1,10 +1,21 @@
 //! One-time codes: generated from a CSPRNG, stored only as an HMAC keyed by
-//! the server secret, compared in constant time.
+//! the server secret, compared in constant time; sent through the queue
+//! (`TwoFactor::send_code`) and checked at most `max_check_attempts` times
+//! (`TwoFactor::check_stored`).
+
+use std::collections::BTreeMap;
 
 use rand::Rng;
 use subtle::ConstantTimeEq;
 
-use crate::crypto::Keys;
+use super::rate::SEND_WINDOW_MS;
+use super::{Caller, R, TwoFaError, TwoFactor};
+use crate::crypto::{Keys, sha256_hex};
+use crate::delivery::Message;
+use crate::delivery::queue::{Enqueue, QueueError};
+use crate::delivery::template::default_text;
+use crate::domain::{CodePurpose, TenantName};
+use crate::store::{DeliveryRecord, DeliveryStatus};
 
 /// `len` random decimal digits.
 pub fn generate(len: u32) -> String {
@@ -28,6 +39,176 @@ pub fn mac(keys: &Keys, tenant: &str, subject: &str, purpose: &str, code: &str) 
 
 pub fn mac_eq(a: &str, b: &str) -> bool {
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+/// A code to send: where it is stored and where it goes.
+pub(super) struct CodeRequest<'a> {
+    pub tenant: &'a TenantName,
+    /// `user:<id>` or `verify:<id>`.
+    pub subject: &'a str,
+    pub purpose: CodePurpose,
+    pub channel: &'a str,
+    pub send_to: &'a str,
+    pub username: Option<&'a str>,
+    /// Send-to values for the channel's fallbacks, by channel name.
+    pub alternates: BTreeMap<String, String>,
+}
+
+/// How a code check on a stored code ended.
+pub(super) enum CodeCheck {
+    Approved,
+    Invalid,
+    MaxAttempts,
+    /// No live code: none sent, expired, or dead after too many attempts.
+    NoLiveCode,
+}
+
+impl TwoFactor {
+    /// Sends a fresh code through the request's channel, replacing any live
+    /// one for the same subject and purpose. Returns the expiry.
+    pub(super) async fn send_code(&self, req: CodeRequest<'_>, caller: &Caller) -> R<i64> {
+        let tenant = req.tenant.as_str();
+        let purpose = req.purpose.as_str();
+        let destination = sha256_hex(req.send_to.as_bytes());
+        self.limit(
+            &format!("send:{tenant}:{}:{destination}", req.channel),
+            SEND_WINDOW_MS,
+            self.config.limits.sends_per_destination,
+        )
+        .await?;
+        let code = generate(self.config.limits.code_length);
+        let now = self.now_ms();
+        let expires_at = now + self.ttl_ms();
+        let code_mac = mac(&self.keys, tenant, req.subject, &purpose, &code);
+        self.store
+            .put_code(tenant, req.subject, &purpose, &code_mac, expires_at, now)
+            .await?;
+        let submitted = self
+            .queue
+            .submit(Enqueue {
+                tenant: req.tenant.clone(),
+                channel: req.channel.to_string(),
+                message: self.message(code, &req, caller),
+                username: req.username.map(str::to_string),
+                expires_at,
+                alternates: req.alternates.clone(),
+            })
+            .await;
+        let record = match submitted {
+            Ok(r) => r,
+            Err(e) => {
+                self.store
+                    .delete_code(tenant, req.subject, &purpose)
+                    .await?;
+                return Err(queue_error(e));
+            }
+        };
+        self.after_submit(&req, record).await?;
+        Ok(expires_at)
+    }
+
+    fn message(&self, code: String, req: &CodeRequest<'_>, caller: &Caller) -> Message {
+        let ttl = self.config.api.two_fa_token_ttl_seconds;
+        Message {
+            send_to: req.send_to.to_string(),
+            text: default_text(&code, ttl),
+            code,
+            ttl_seconds: ttl,
+            username: req.username.unwrap_or_default().to_string(),
+            user_agent: caller.user_agent.clone(),
+            remote_address: Some(caller.ip.to_string()),
+            locale: None,
+        }
+    }
+
+    /// Audits the first attempt; a code whose delivery already failed (and
+    /// has no fallback on its way) is withdrawn and the failure returned.
+    async fn after_submit(&self, req: &CodeRequest<'_>, record: DeliveryRecord) -> R<()> {
+        self.audit(
+            req.tenant.as_str(),
+            req.username.unwrap_or("-"),
+            "code.sent",
+            Some(req.subject),
+            Some(&format!(
+                "channel={} to={} delivery={} status={}",
+                req.channel,
+                record.to,
+                record.id,
+                record.status.as_str()
+            )),
+        )
+        .await;
+        if !matches!(
+            record.status,
+            DeliveryStatus::Failed | DeliveryStatus::Expired
+        ) {
+            return Ok(());
+        }
+        // A fallback may still be on its way; keep the code if so.
+        let fallback_pending = self
+            .registry
+            .get(req.tenant, req.channel)
+            .is_some_and(|c| c.fallback.is_some());
+        if fallback_pending {
+            return Ok(());
+        }
+        self.store
+            .delete_code(req.tenant.as_str(), req.subject, &req.purpose.as_str())
+            .await?;
+        Err(TwoFaError::DeliveryFailed(Box::new(record)))
+    }
+
+    /// Checks a code against the stored one; counts failures.
+    pub(super) async fn check_stored(
+        &self,
+        tenant: &str,
+        subject: &str,
+        purpose: &CodePurpose,
+        code: &str,
+    ) -> R<CodeCheck> {
+        let now = self.now_ms();
+        let max = self.config.limits.max_check_attempts;
+        let purpose = purpose.as_str();
+        let Some(row) = self.store.code(tenant, subject, &purpose).await? else {
+            return Ok(CodeCheck::NoLiveCode);
+        };
+        if row.expires_at <= now || row.attempts >= max {
+            return Ok(CodeCheck::NoLiveCode);
+        }
+        let candidate = mac(&self.keys, tenant, subject, &purpose, &normalize(code));
+        if mac_eq(&candidate, &row.code_mac) {
+            // Consumed at most once, even if two checks race.
+            let consumed = self
+                .store
+                .consume_code(tenant, subject, &purpose, &row.code_mac, now, max)
+                .await?;
+            return Ok(if consumed {
+                CodeCheck::Approved
+            } else {
+                CodeCheck::Invalid
+            });
+        }
+        let failed = self
+            .store
+            .fail_code(tenant, subject, &purpose, now, max)
+            .await?;
+        Ok(match failed {
+            Some(n) if n >= max => CodeCheck::MaxAttempts,
+            Some(_) => CodeCheck::Invalid,
+            None => CodeCheck::NoLiveCode,
+        })
+    }
+}
+
+fn queue_error(e: QueueError) -> TwoFaError {
+    match e {
+        QueueError::UnknownChannel(c) => {
+            TwoFaError::bad_request("method", format!("channel `{c}` does not exist"))
+        }
+        QueueError::InvalidSendTo(why) => TwoFaError::InvalidSendTo(why),
+        QueueError::TooManyRequests { retry_after } => TwoFaError::TooManyRequests { retry_after },
+        QueueError::Store(e) => TwoFaError::Store(e),
+    }
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use postern::config::PluginsConfig;
 use postern::delivery::{Message, OutcomeClass, SendOutcome, Sender};
-use postern::plugin::allowed_hosts::AllowList;
+use postern::netguard::AllowList;
 use postern::plugin::{ChannelSandbox, LoadedPlugin, PluginRuntime};
 use postern::secret::Secret;
 

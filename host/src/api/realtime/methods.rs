@@ -8,10 +8,9 @@ use serde_json::{Value, json};
 use super::ddp::{MeteorError, MethodResult};
 use crate::api::AppState;
 use crate::crypto::sha256_hex;
-use crate::delivery::queue::now_ms;
-use crate::domain::TenantName;
+use crate::domain::{Method, TenantName};
 use crate::store::{StoreError, UserRow};
-use crate::twofa::{Caller, EMAIL, LoginError, Supplied, TwoFaError, password};
+use crate::twofa::{Caller, LoginError, Supplied, TwoFaError, password};
 
 /// Runs the methods of one connection, one at a time, in arrival order.
 pub trait Methods: Send + 'static {
@@ -111,7 +110,7 @@ fn take_two_factor(params: &mut Vec<Value>) -> Option<Supplied> {
     params.pop();
     Some(Supplied {
         code: Some(code).filter(|c| !c.trim().is_empty()),
-        method: Some(method).filter(|m| !m.is_empty()),
+        method: Method::parse(&method).ok(),
     })
 }
 
@@ -218,7 +217,11 @@ impl Session {
         let owner = self
             .state
             .store
-            .session_user(&login.token_hash, self.tenant.as_str(), now_ms())
+            .session_user(
+                &login.token_hash,
+                self.tenant.as_str(),
+                self.state.clock.now_ms(),
+            )
             .await?;
         let user = match owner {
             Some(id) if id == login.user_id => {
@@ -250,7 +253,7 @@ impl Session {
     }
 
     fn session_expiry(&self) -> i64 {
-        now_ms() + i64::from(self.state.config.limits.session_hours) * 3_600_000
+        self.state.clock.now_ms() + i64::from(self.state.config.limits.session_hours) * 3_600_000
     }
 
     /// `login`: `{user, password}`, `{totp: {login: {user, password}, code}}`
@@ -358,7 +361,7 @@ impl Session {
         let Some(user_id) = self
             .state
             .store
-            .session_user(&token_hash, self.tenant.as_str(), now_ms())
+            .session_user(&token_hash, self.tenant.as_str(), self.state.clock.now_ms())
             .await?
         else {
             return Err(logged_out());
@@ -410,7 +413,7 @@ impl Session {
         };
         let supplied = Supplied {
             code: text("code"),
-            method: text("method"),
+            method: text("method").and_then(|m| Method::parse(&m).ok()),
         };
         // As Rocket.Chat: this wrapper needs a logged-in user to check against.
         let user = match self.user(CALL_WITH_2FA).await {
@@ -469,7 +472,7 @@ impl Session {
             "2fa:disable-email" => {
                 let mut user = self.user(method).await?;
                 self.protect(&user, &second).await?;
-                twofa.disable(&mut user, Some(EMAIL)).await?;
+                twofa.disable(&mut user, Some(Method::Email)).await?;
                 Ok(Some(Value::Bool(true)))
             }
             "2fa:enable" => {
@@ -496,7 +499,7 @@ impl Session {
                     (SecondFactor::Supplied(s), Some(code)) if s.code.is_none() => {
                         SecondFactor::Supplied(Supplied {
                             code: Some(code.to_string()),
-                            method: Some(crate::twofa::TOTP.to_string()),
+                            method: Some(Method::Totp),
                         })
                     }
                     (second, _) => second,
@@ -531,7 +534,7 @@ mod tests {
         ];
         let s = take_two_factor(&mut p).unwrap();
         assert_eq!(s.code.as_deref(), Some("123456"));
-        assert_eq!(s.method.as_deref(), Some("email"));
+        assert_eq!(s.method.as_ref().map(Method::as_str), Some("email"));
         assert_eq!(p, vec![json!("x")]);
 
         let mut only_code = vec![json!({ "twoFactorCode": "123456" })];
@@ -554,11 +557,11 @@ mod tests {
     #[test]
     fn two_fa_errors_keep_rocket_chat_ids() {
         let d = crate::twofa::Details {
-            method: "email".into(),
+            method: Method::Email,
             code_generated: false,
             code_count: 1,
             code_expires: vec!["2030-01-01T00:00:00.000Z".into()],
-            available_methods: vec!["email".into()],
+            available_methods: vec![Method::Email],
         };
         let e: MeteorError = TwoFaError::MaxAttempts(d).into();
         let j = e.to_json();

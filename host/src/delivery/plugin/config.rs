@@ -37,7 +37,7 @@ impl ChannelConfig {
             ));
         }
         for (j, h) in self.allowed_hosts.iter().enumerate() {
-            crate::plugin::allowed_hosts::AllowedHost::parse(h)
+            crate::netguard::AllowedHost::parse(h)
                 .map_err(|m| invalid(format!("{prefix}.allowed_hosts[{j}]"), m))?;
         }
         check_send_to(

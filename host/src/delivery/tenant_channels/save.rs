@@ -7,11 +7,11 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use super::{ChannelSpec, build, row};
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::crypto::Keys;
 use crate::delivery::fallback;
 use crate::delivery::kind::ChannelKind;
-use crate::delivery::queue::now_ms;
 use crate::delivery::recipient::SendToType;
 use crate::delivery::registry::Registry;
 use crate::delivery::spec::{KindSpec, SpecError};
@@ -84,6 +84,7 @@ pub struct TenantChannels<'a> {
     pub registry: &'a Registry,
     pub config: &'a Config,
     pub plugins: &'a TenantPlugins,
+    pub clock: &'a dyn Clock,
 }
 
 impl TenantChannels<'_> {
@@ -120,7 +121,7 @@ impl TenantChannels<'_> {
         };
         let channel =
             build(tenant.as_str(), &name, &spec, self.config, self.plugins).map_err(refused)?;
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let created_at = existing.as_ref().map_or(now, |r| r.created_at);
         let row = row::to_row(
             tenant.as_str(),
@@ -175,7 +176,7 @@ impl TenantChannels<'_> {
                 "channel.delete",
                 Some(name.as_str()),
                 None,
-                now_ms(),
+                self.clock.now_ms(),
             )
             .await?;
         Ok(())

@@ -1,6 +1,7 @@
 //! A channel's `allowedHosts`, parsed once (SPEC §6): `host`, `host:port`,
 //! `*.suffix`, optionally prefixed `http://` to allow plain HTTP (otherwise
-//! https only); default ports 443/80. No wasmtime here: this is pure policy.
+//! https only); default ports 443/80. Which addresses a host may resolve to
+//! is [`super::policy`]'s business, checked after resolution.
 
 use std::fmt;
 

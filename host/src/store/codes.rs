@@ -1,0 +1,233 @@
+//! One-time codes (stored as MACs) and Verify verifications.
+//!
+//! Every check-and-change here is one statement: a concurrent one either
+//! waits for the row (PostgreSQL re-checks the condition on the row it
+//! then sees) or for the database (SQLite serialises writers), so exactly
+//! one of them wins.
+
+use async_trait::async_trait;
+
+use super::backend::{Backend, Cols, SqlStore};
+use super::{CodeRow, Result, VerificationRow};
+
+#[async_trait]
+pub trait CodeStore: Send + Sync {
+    /// Stores a code, replacing the subject's live code for `purpose`.
+    async fn put_code(
+        &self,
+        tenant: &str,
+        subject: &str,
+        purpose: &str,
+        mac: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<()>;
+    async fn code(&self, tenant: &str, subject: &str, purpose: &str) -> Result<Option<CodeRow>>;
+    /// Deletes the code if it is still the one with `mac`, live and under
+    /// `max` attempts: true exactly once, even under concurrent checks.
+    async fn consume_code(
+        &self,
+        tenant: &str,
+        subject: &str,
+        purpose: &str,
+        mac: &str,
+        now: i64,
+        max: u32,
+    ) -> Result<bool>;
+    /// Counts a wrong attempt on a live code; the new count, or None if
+    /// there was no live code left to count against.
+    async fn fail_code(
+        &self,
+        tenant: &str,
+        subject: &str,
+        purpose: &str,
+        now: i64,
+        max: u32,
+    ) -> Result<Option<u32>>;
+    async fn delete_code(&self, tenant: &str, subject: &str, purpose: &str) -> Result<()>;
+
+    async fn insert_verification(&self, v: &VerificationRow) -> Result<()>;
+    async fn verification(&self, tenant: &str, id: &str) -> Result<Option<VerificationRow>>;
+    /// `pending` → `status`; false if it was no longer pending.
+    async fn finish_verification(
+        &self,
+        tenant: &str,
+        id: &str,
+        status: &str,
+        now: i64,
+    ) -> Result<bool>;
+}
+
+fn verification_row(r: &impl Cols) -> Result<VerificationRow> {
+    Ok(VerificationRow {
+        id: r.text(0)?,
+        tenant: r.text(1)?,
+        channel: r.text(2)?,
+        to: r.text(3)?,
+        username: r.opt_text(4)?,
+        status: r.text(5)?,
+        expires_at: r.int(6)?,
+        created_at: r.int(7)?,
+    })
+}
+
+#[async_trait]
+impl<B: Backend> CodeStore for SqlStore<B> {
+    async fn put_code(
+        &self,
+        tenant: &str,
+        subject: &str,
+        purpose: &str,
+        mac: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<()> {
+        self.exec(
+            "INSERT INTO codes (tenant, subject, purpose, code_mac, attempts, expires_at, created_at)
+             VALUES ($1, $2, $3, $4, 0, $5, $6)
+             ON CONFLICT (tenant, subject, purpose) DO UPDATE SET code_mac = excluded.code_mac,
+                attempts = 0, expires_at = excluded.expires_at, created_at = excluded.created_at",
+            &[
+                tenant.into(),
+                subject.into(),
+                purpose.into(),
+                mac.into(),
+                expires_at.into(),
+                now.into(),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn code(&self, tenant: &str, subject: &str, purpose: &str) -> Result<Option<CodeRow>> {
+        let r = self
+            .opt(
+                "SELECT code_mac, attempts, expires_at FROM codes
+                 WHERE tenant = $1 AND subject = $2 AND purpose = $3",
+                &[tenant.into(), subject.into(), purpose.into()],
+            )
+            .await?;
+        r.map(|r| {
+            Ok(CodeRow {
+                code_mac: r.text(0)?,
+                attempts: r.int(1)? as u32,
+                expires_at: r.int(2)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn consume_code(
+        &self,
+        tenant: &str,
+        subject: &str,
+        purpose: &str,
+        mac: &str,
+        now: i64,
+        max: u32,
+    ) -> Result<bool> {
+        // A second DELETE racing this one waits for the row lock and then
+        // finds the row gone: one of them deletes it.
+        let n = self
+            .exec(
+                "DELETE FROM codes WHERE tenant = $1 AND subject = $2 AND purpose = $3
+                    AND code_mac = $4 AND expires_at > $5 AND attempts < $6",
+                &[
+                    tenant.into(),
+                    subject.into(),
+                    purpose.into(),
+                    mac.into(),
+                    now.into(),
+                    max.into(),
+                ],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn fail_code(
+        &self,
+        tenant: &str,
+        subject: &str,
+        purpose: &str,
+        now: i64,
+        max: u32,
+    ) -> Result<Option<u32>> {
+        // Concurrent increments serialise on the row lock, and each re-checks
+        // `attempts < max` against the count the previous one committed.
+        let r = self
+            .opt(
+                "UPDATE codes SET attempts = attempts + 1
+                 WHERE tenant = $1 AND subject = $2 AND purpose = $3 AND expires_at > $4
+                    AND attempts < $5
+                 RETURNING attempts",
+                &[
+                    tenant.into(),
+                    subject.into(),
+                    purpose.into(),
+                    now.into(),
+                    max.into(),
+                ],
+            )
+            .await?;
+        r.map(|r| Ok(r.int(0)? as u32)).transpose()
+    }
+
+    async fn delete_code(&self, tenant: &str, subject: &str, purpose: &str) -> Result<()> {
+        self.exec(
+            "DELETE FROM codes WHERE tenant = $1 AND subject = $2 AND purpose = $3",
+            &[tenant.into(), subject.into(), purpose.into()],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_verification(&self, v: &VerificationRow) -> Result<()> {
+        self.exec(
+            "INSERT INTO verifications (id, tenant, channel, to_masked, username, status,
+                expires_at, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+            &[
+                (&v.id).into(),
+                (&v.tenant).into(),
+                (&v.channel).into(),
+                (&v.to).into(),
+                (&v.username).into(),
+                (&v.status).into(),
+                v.expires_at.into(),
+                v.created_at.into(),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn verification(&self, tenant: &str, id: &str) -> Result<Option<VerificationRow>> {
+        let r = self
+            .opt(
+                "SELECT id, tenant, channel, to_masked, username, status, expires_at, created_at
+                 FROM verifications WHERE tenant = $1 AND id = $2",
+                &[tenant.into(), id.into()],
+            )
+            .await?;
+        r.as_ref().map(verification_row).transpose()
+    }
+
+    async fn finish_verification(
+        &self,
+        tenant: &str,
+        id: &str,
+        status: &str,
+        now: i64,
+    ) -> Result<bool> {
+        let n = self
+            .exec(
+                "UPDATE verifications SET status = $3, updated_at = $4
+                 WHERE tenant = $1 AND id = $2 AND status = 'pending'",
+                &[tenant.into(), id.into(), status.into(), now.into()],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+}

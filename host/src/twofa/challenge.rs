@@ -1,0 +1,226 @@
+//! The Rocket.Chat check on a protected call (or at login with
+//! `password_fallback = false`): without a code, a code is sent (unless one
+//! is live) and `totp-required` comes back; with one, it is checked.
+
+use super::codes::{CodeCheck, CodeRequest};
+use super::methods::{UserMethod, alternates, method_names};
+use super::{
+    Caller, Details, R, Supplied, TwoFaError, TwoFactor, password, tenant_of, user_subject,
+};
+use crate::domain::{CodePurpose, Method};
+use crate::store::UserRow;
+
+fn details(
+    method: &Method,
+    generated: bool,
+    expires: Option<i64>,
+    methods: &[UserMethod],
+) -> Details {
+    Details {
+        method: method.clone(),
+        code_generated: generated,
+        code_count: u32::from(expires.is_some()),
+        code_expires: expires.map(crate::store::rfc3339).into_iter().collect(),
+        available_methods: method_names(methods),
+    }
+}
+
+/// The method a check is about: the one named, else the user's default,
+/// else the first.
+fn pick<'a>(
+    user: &UserRow,
+    supplied: &Supplied,
+    methods: &'a [UserMethod],
+) -> Option<&'a UserMethod> {
+    let find = |name: &str| methods.iter().find(|m| m.method.as_str() == name);
+    supplied
+        .method
+        .as_ref()
+        .and_then(|m| find(m.as_str()))
+        .or_else(|| user.default_method.as_deref().and_then(find))
+        .or(methods.first())
+}
+
+impl TwoFactor {
+    pub async fn require(
+        &self,
+        user: &UserRow,
+        supplied: &Supplied,
+        caller: &Caller,
+        password_fallback: bool,
+    ) -> R<()> {
+        let methods = self.methods(user).await?;
+        if methods.is_empty() {
+            return self
+                .require_password(user, supplied, caller, password_fallback)
+                .await;
+        }
+        let pick = pick(user, supplied, &methods)
+            .cloned()
+            .ok_or_else(|| TwoFaError::NotFound("no 2FA method".into()))?;
+        match &supplied.code {
+            None => {
+                let (generated, expires) = self.ensure_code(user, &pick, &methods, caller).await?;
+                Err(TwoFaError::Required(details(
+                    &pick.method,
+                    generated,
+                    expires,
+                    &methods,
+                )))
+            }
+            Some(code) => {
+                self.check_supplied(user, &pick, &methods, code, caller)
+                    .await
+            }
+        }
+    }
+
+    /// A user without 2FA: the password is the second factor, where asked.
+    async fn require_password(
+        &self,
+        user: &UserRow,
+        supplied: &Supplied,
+        caller: &Caller,
+        password_fallback: bool,
+    ) -> R<()> {
+        let Some(hash) = user.password_hash.as_ref().filter(|_| password_fallback) else {
+            return Ok(());
+        };
+        let details = details(&Method::Password, false, None, &[]);
+        let Some(code) = &supplied.code else {
+            return Err(TwoFaError::Required(details));
+        };
+        self.limit_checks(user, caller).await?;
+        let ok = password::verify_digest_blocking(code.clone(), Some(hash.clone())).await;
+        self.audit(
+            &user.tenant,
+            &user.username,
+            if ok { "check.approved" } else { "check.failed" },
+            Some(&user.username),
+            Some("method=password"),
+        )
+        .await;
+        if ok {
+            Ok(())
+        } else {
+            Err(TwoFaError::Invalid(details))
+        }
+    }
+
+    /// A live code for `method`, or a fresh one sent now: (generated, expiry).
+    pub(super) async fn ensure_code(
+        &self,
+        user: &UserRow,
+        method: &UserMethod,
+        methods: &[UserMethod],
+        caller: &Caller,
+    ) -> R<(bool, Option<i64>)> {
+        let Some(channel) = method.method.channel() else {
+            return Ok((false, None));
+        };
+        let purpose = CodePurpose::Method(method.method.clone());
+        let now = self.now_ms();
+        let max = self.config.limits.max_check_attempts;
+        let subject = user_subject(user);
+        if let Some(c) = self
+            .store
+            .code(&user.tenant, &subject, &purpose.as_str())
+            .await?
+            && c.expires_at > now
+            && c.attempts < max
+        {
+            return Ok((false, Some(c.expires_at)));
+        }
+        let dest = method.destination(user).ok_or_else(|| {
+            TwoFaError::bad_request(
+                "method",
+                format!("method `{}` has no address to send to", method.method),
+            )
+        })?;
+        let req = CodeRequest {
+            tenant: &tenant_of(user),
+            subject: &subject,
+            purpose,
+            channel,
+            send_to: &dest,
+            username: Some(&user.username),
+            alternates: alternates(user, methods),
+        };
+        let expires = self.send_code(req, caller).await?;
+        Ok((true, Some(expires)))
+    }
+
+    /// Checks the code a caller supplied for `method`; audits the outcome.
+    async fn check_supplied(
+        &self,
+        user: &UserRow,
+        method: &UserMethod,
+        methods: &[UserMethod],
+        code: &str,
+        caller: &Caller,
+    ) -> R<()> {
+        self.limit_checks(user, caller).await?;
+        let result = if method.method == Method::Totp {
+            if self.check_totp(user, code).await? {
+                Ok(())
+            } else {
+                Err(TwoFaError::Invalid(details(
+                    &method.method,
+                    false,
+                    None,
+                    methods,
+                )))
+            }
+        } else {
+            self.check_code(user, method, methods, code, caller).await
+        };
+        let action = match &result {
+            Ok(()) => "check.approved",
+            Err(TwoFaError::MaxAttempts(_)) => "check.max_attempts",
+            Err(_) => "check.failed",
+        };
+        let detail = format!("method={}", method.method);
+        self.audit(
+            &user.tenant,
+            &user.username,
+            action,
+            Some(&user.username),
+            Some(&detail),
+        )
+        .await;
+        result
+    }
+
+    /// A sent code's check. As Rocket.Chat: a dead or missing code is
+    /// replaced by a fresh one (and the answer is `totp-invalid`).
+    async fn check_code(
+        &self,
+        user: &UserRow,
+        method: &UserMethod,
+        methods: &[UserMethod],
+        code: &str,
+        caller: &Caller,
+    ) -> R<()> {
+        let fail = |generated, expires| details(&method.method, generated, expires, methods);
+        let purpose = CodePurpose::Method(method.method.clone());
+        let subject = user_subject(user);
+        match self
+            .check_stored(&user.tenant, &subject, &purpose, code)
+            .await?
+        {
+            CodeCheck::Approved => Ok(()),
+            CodeCheck::Invalid => {
+                let live = self
+                    .store
+                    .code(&user.tenant, &subject, &purpose.as_str())
+                    .await?;
+                Err(TwoFaError::Invalid(fail(false, live.map(|c| c.expires_at))))
+            }
+            CodeCheck::MaxAttempts => Err(TwoFaError::MaxAttempts(fail(false, None))),
+            CodeCheck::NoLiveCode => {
+                let (generated, expires) = self.ensure_code(user, method, methods, caller).await?;
+                Err(TwoFaError::Invalid(fail(generated, expires)))
+            }
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! The Verify API (Twilio Verify style): a verification of a send-to (or of
+//! a user through their default delivering method) with one code, checked
+//! until approved, expired, canceled or out of attempts.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::codes::{CodeCheck, CodeRequest};
+use super::{Caller, R, TwoFaError, TwoFactor};
+use crate::domain::{
+    ChannelName, CodePurpose, Method, TenantName, VerificationStatus, mask_destination,
+};
+use crate::store::{StoreError, VerificationRow};
+
+/// A verification as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verification {
+    pub id: String,
+    #[serde(skip)]
+    pub tenant: String,
+    pub channel: ChannelName,
+    /// Masked.
+    pub to: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    pub status: VerificationStatus,
+    #[serde(skip)]
+    pub expires_at: i64,
+    #[serde(skip)]
+    pub created_at: i64,
+}
+
+impl Verification {
+    /// Parses a stored row; a row postern did not write is a store error.
+    fn from_row(row: VerificationRow) -> Result<Self, StoreError> {
+        let bad = |what: &str| StoreError::Other(format!("verification {}: bad {what}", row.id));
+        Ok(Self {
+            channel: ChannelName::parse(&row.channel).map_err(|_| bad("channel"))?,
+            status: VerificationStatus::parse(&row.status).ok_or_else(|| bad("status"))?,
+            id: row.id,
+            tenant: row.tenant,
+            to: row.to,
+            username: row.username,
+            expires_at: row.expires_at,
+            created_at: row.created_at,
+        })
+    }
+
+    fn to_row(&self) -> VerificationRow {
+        VerificationRow {
+            id: self.id.clone(),
+            tenant: self.tenant.clone(),
+            channel: self.channel.to_string(),
+            to: self.to.clone(),
+            username: self.username.clone(),
+            status: self.status.as_str().to_string(),
+            expires_at: self.expires_at,
+            created_at: self.created_at,
+        }
+    }
+
+    /// Where its code is stored.
+    fn subject(&self) -> String {
+        subject(&self.id)
+    }
+
+    fn purpose(&self) -> CodePurpose {
+        CodePurpose::Method(Method::from_channel(self.channel.clone()))
+    }
+}
+
+fn subject(id: &str) -> String {
+    format!("verify:{id}")
+}
+
+fn not_pending() -> TwoFaError {
+    TwoFaError::NotFound("No pending verification with this id".into())
+}
+
+impl TwoFactor {
+    /// Starts a Verify-API verification of `to` through `channel`.
+    pub async fn start_verification(
+        &self,
+        tenant: &TenantName,
+        channel: &str,
+        to: &str,
+        username: Option<&str>,
+        caller: &Caller,
+    ) -> R<Verification> {
+        let ch = self.registry.get(tenant, channel).ok_or_else(|| {
+            TwoFaError::bad_request("channel", format!("no channel named `{channel}`"))
+        })?;
+        ch.validate_recipient(to)
+            .await
+            .map_err(TwoFaError::InvalidSendTo)?;
+        let now = self.now_ms();
+        let v = Verification {
+            id: format!("ver_{}", uuid::Uuid::new_v4().simple()),
+            tenant: tenant.to_string(),
+            channel: ch.name.clone(),
+            to: mask_destination(to),
+            username: username.map(str::to_string),
+            status: VerificationStatus::Pending,
+            expires_at: now + self.ttl_ms(),
+            created_at: now,
+        };
+        self.store.insert_verification(&v.to_row()).await?;
+        let req = CodeRequest {
+            tenant,
+            subject: &v.subject(),
+            purpose: v.purpose(),
+            channel,
+            send_to: to,
+            username,
+            alternates: BTreeMap::new(),
+        };
+        match self.send_code(req, caller).await {
+            Ok(expires_at) => Ok(Verification { expires_at, ..v }),
+            Err(e) => {
+                self.finish_verification(tenant, &v.id, VerificationStatus::Canceled)
+                    .await?;
+                Err(e)
+            }
+        }
+    }
+
+    /// `pending` → `status`; false if it was no longer pending.
+    async fn finish_verification(
+        &self,
+        tenant: &TenantName,
+        id: &str,
+        status: VerificationStatus,
+    ) -> R<bool> {
+        Ok(self
+            .store
+            .finish_verification(tenant.as_str(), id, status.as_str(), self.now_ms())
+            .await?)
+    }
+
+    /// A verification, its status brought up to date (pending past its
+    /// expiry becomes expired).
+    pub async fn verification(&self, tenant: &TenantName, id: &str) -> R<Verification> {
+        let row = self
+            .store
+            .verification(tenant.as_str(), id)
+            .await?
+            .ok_or_else(|| TwoFaError::NotFound("No such verification".into()))?;
+        let mut v = Verification::from_row(row)?;
+        if v.status == VerificationStatus::Pending && v.expires_at <= self.now_ms() {
+            self.finish_verification(tenant, id, VerificationStatus::Expired)
+                .await?;
+            v.status = VerificationStatus::Expired;
+        }
+        Ok(v)
+    }
+
+    pub async fn check_verification(
+        &self,
+        tenant: &TenantName,
+        id: &str,
+        code: &str,
+        caller: &Caller,
+    ) -> R<Verification> {
+        let mut v = self.verification(tenant, id).await?;
+        if v.status != VerificationStatus::Pending {
+            return Err(not_pending());
+        }
+        self.limit_checks_of(&format!("check:verify:{tenant}:{id}"), caller)
+            .await?;
+        let next = self.check_verification_code(&v, code).await?;
+        let actor = v.username.clone().unwrap_or_else(|| "api".into());
+        let action = if next == Some(VerificationStatus::Approved) {
+            "check.approved"
+        } else {
+            "check.failed"
+        };
+        let detail = format!("verification channel={}", v.channel);
+        self.audit(tenant.as_str(), &actor, action, Some(id), Some(&detail))
+            .await;
+        if let Some(status) = next {
+            if self.finish_verification(tenant, id, status).await? {
+                v.status = status;
+            } else {
+                // A concurrent check finished it first: answer what it recorded.
+                v = self.verification(tenant, id).await?;
+            }
+        }
+        Ok(v)
+    }
+
+    /// The status a check moves the verification to; none while it stays pending.
+    async fn check_verification_code(
+        &self,
+        v: &Verification,
+        code: &str,
+    ) -> R<Option<VerificationStatus>> {
+        let checked = self
+            .check_stored(&v.tenant, &v.subject(), &v.purpose(), code)
+            .await?;
+        Ok(match checked {
+            CodeCheck::Approved => Some(VerificationStatus::Approved),
+            CodeCheck::Invalid => None,
+            CodeCheck::MaxAttempts => Some(VerificationStatus::MaxAttemptsReached),
+            // A live verification whose code is gone: a concurrent check
+            // (maybe on another host) used up the last attempt.
+            CodeCheck::NoLiveCode if self.now_ms() < v.expires_at => {
+                Some(VerificationStatus::MaxAttemptsReached)
+            }
+            CodeCheck::NoLiveCode => Some(VerificationStatus::Expired),
+        })
+    }
+
+    pub async fn cancel_verification(&self, tenant: &TenantName, id: &str) -> R<Verification> {
+        let mut v = self.verification(tenant, id).await?;
+        if !self
+            .finish_verification(tenant, id, VerificationStatus::Canceled)
+            .await?
+        {
+            return Err(not_pending());
+        }
+        self.store
+            .delete_code(tenant.as_str(), &v.subject(), &v.purpose().as_str())
+            .await?;
+        v.status = VerificationStatus::Canceled;
+        Ok(v)
+    }
+
+    /// A verification of a user through their default delivering method.
+    pub async fn start_user_verification(
+        &self,
+        tenant: &TenantName,
+        username: &str,
+        caller: &Caller,
+    ) -> R<Verification> {
+        let user = self
+            .store
+            .user_by_username(tenant.as_str(), username)
+            .await?
+            .ok_or_else(|| TwoFaError::NotFound("No such user".into()))?;
+        let methods = self.methods(&user).await?;
+        let delivering = || methods.iter().filter(|m| m.method.channel().is_some());
+        let preferred = user.default_method.as_deref();
+        let m = delivering()
+            .find(|m| Some(m.method.as_str()) == preferred)
+            .or_else(|| delivering().next())
+            .ok_or_else(|| {
+                TwoFaError::bad_request("username", "the user has no method that delivers codes")
+            })?;
+        let to = m.destination(&user).ok_or_else(|| {
+            TwoFaError::bad_request("username", "the user has no address for their method")
+        })?;
+        self.start_verification(tenant, m.method.as_str(), &to, Some(&user.username), caller)
+            .await
+    }
+}
