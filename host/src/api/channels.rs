@@ -5,14 +5,13 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::AppState;
-use super::auth::TenantAccess;
-use super::error::{ApiError, ApiJson, ApiPath};
-use crate::delivery::tenant_channels::save::{ChannelError, ChannelPut, TenantChannels};
+use super::error::ApiError;
+use super::extract::{ApiJson, ApiPath, TenantAccess};
+use crate::delivery::tenant_channels::save::{ChannelPut, TenantChannels};
 use crate::domain::ChannelName;
 use crate::store::{ChannelRow, rfc3339};
 
@@ -70,8 +69,8 @@ pub struct NameParam {
 #[utoipa::path(put, path = "/t/{tenant}/api/v1/channels/{name}", tag = "channels",
     params(("tenant" = String, Path, description = "Tenant name"), ("name" = String, Path, description = "Channel name")),
     request_body = PutChannel, security(("bearer" = [])),
-    responses((status = 200, description = "{success, channel}"), (status = 400, body = super::deliveries::ErrorBody),
-        (status = 409, body = super::deliveries::ErrorBody, description = "A config-file channel has this name")))]
+    responses((status = 200, description = "{success, channel}"), (status = 400, body = super::error::ErrorBody),
+        (status = 409, body = super::error::ErrorBody, description = "A config-file channel has this name")))]
 pub async fn put(
     State(state): State<AppState>,
     access: TenantAccess,
@@ -88,10 +87,7 @@ pub async fn put(
         send_to_regex: b.send_to_regex,
         fallback: b.fallback,
     };
-    let row = channels(&state)
-        .save(&access.tenant, &p.name, put)
-        .await
-        .map_err(api_error)?;
+    let row = channels(&state).save(&access.tenant, &p.name, put).await?;
     Ok(Json(json!({ "success": true, "channel": view_row(&row) })))
 }
 
@@ -116,7 +112,7 @@ pub async fn list(
 
 #[utoipa::path(get, path = "/t/{tenant}/api/v1/channels/{name}", tag = "channels",
     params(("tenant" = String, Path, description = "Tenant name"), ("name" = String, Path, description = "Channel name")),
-    security(("bearer" = [])), responses((status = 200, description = "{success, channel}"), (status = 404, body = super::deliveries::ErrorBody)))]
+    security(("bearer" = [])), responses((status = 200, description = "{success, channel}"), (status = 404, body = super::error::ErrorBody)))]
 pub async fn get_one(
     State(state): State<AppState>,
     access: TenantAccess,
@@ -142,17 +138,14 @@ pub async fn get_one(
 
 #[utoipa::path(delete, path = "/t/{tenant}/api/v1/channels/{name}", tag = "channels",
     params(("tenant" = String, Path, description = "Tenant name"), ("name" = String, Path, description = "Channel name")),
-    security(("bearer" = [])), responses((status = 200, description = "Deleted"), (status = 404, body = super::deliveries::ErrorBody),
-        (status = 409, body = super::deliveries::ErrorBody, description = "Another channel falls back to it, or it is a config-file channel")))]
+    security(("bearer" = [])), responses((status = 200, description = "Deleted"), (status = 404, body = super::error::ErrorBody),
+        (status = 409, body = super::error::ErrorBody, description = "Another channel falls back to it, or it is a config-file channel")))]
 pub async fn delete(
     State(state): State<AppState>,
     access: TenantAccess,
     ApiPath(p): ApiPath<NameParam>,
 ) -> Result<Json<Value>, ApiError> {
-    channels(&state)
-        .remove(&access.tenant, &p.name)
-        .await
-        .map_err(api_error)?;
+    channels(&state).remove(&access.tenant, &p.name).await?;
     Ok(Json(json!({ "success": true })))
 }
 
@@ -164,21 +157,5 @@ fn channels(state: &AppState) -> TenantChannels<'_> {
         config: &state.config,
         plugins: &state.plugins,
         clock: state.clock.as_ref(),
-    }
-}
-
-fn api_error(e: ChannelError) -> ApiError {
-    match e {
-        ChannelError::Invalid { field, message } => ApiError::invalid_params(&field, message),
-        ChannelError::Conflict { message, field } => {
-            let e = ApiError::new(StatusCode::CONFLICT, "error-conflict", message);
-            match field {
-                Some(f) => e.with_details(json!({ "field": f })),
-                None => e,
-            }
-        }
-        ChannelError::NotFound => ApiError::not_found("No such channel"),
-        ChannelError::Internal(m) => ApiError::internal(m),
-        ChannelError::Store(e) => e.into(),
     }
 }
