@@ -1,6 +1,7 @@
 //! Wiring: config → store, keys, channels, queue → HTTP server; and the
 //! graceful shutdown that lets in-flight deliveries finish.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -74,16 +75,7 @@ impl App {
             registry.clone(),
             keys.clone(),
             metrics.clone(),
-            QueueSettings {
-                backoff: Backoff {
-                    base_ms: config.delivery.retry_base_ms,
-                    max_ms: config.delivery.retry_max_ms,
-                },
-                lease: Duration::from_secs(config.delivery.lease_seconds),
-                workers: config.delivery.workers as usize,
-                tenant_per_minute: config.limits.tenant_deliveries_per_minute,
-                tenant_concurrency: config.limits.tenant_max_concurrent_deliveries as usize,
-            },
+            queue_settings(&config),
             clock.clone(),
         );
         let tenant_plugins = Arc::new(crate::plugin::TenantPlugins::new(runtime));
@@ -152,6 +144,30 @@ impl App {
         }
     }
 
+    /// What every request handler shares.
+    fn app_state(&self, admin_token_sha256: String) -> AppState {
+        let rt = &self.config.realtime;
+        AppState::new(Inner {
+            config: self.config.clone(),
+            store: self.store.clone(),
+            registry: self.registry.clone(),
+            queue: self.queue.clone(),
+            metrics: self.metrics.clone(),
+            health: Arc::new(HealthBoard::default()),
+            twofa: self.twofa.clone(),
+            keys: self.keys.clone(),
+            plugins: self.plugins.clone(),
+            clock: self.clock.clone(),
+            admin_token_sha256,
+            trusted_proxies: self.config.trusted_proxies(),
+            realtime: crate::api::realtime::Connections::new(
+                usize::try_from(rt.max_connections).unwrap_or(usize::MAX),
+                usize::try_from(rt.max_connections_per_ip).unwrap_or(usize::MAX),
+                self.metrics.realtime_connections.clone(),
+            ),
+        })
+    }
+
     /// Replaces the stored admin token; returns the new one.
     pub async fn rotate_admin_token(&self) -> Result<String> {
         let token = random_token("pat_");
@@ -162,86 +178,36 @@ impl App {
     }
 }
 
+fn queue_settings(config: &Config) -> QueueSettings {
+    QueueSettings {
+        backoff: Backoff {
+            base_ms: config.delivery.retry_base_ms,
+            max_ms: config.delivery.retry_max_ms,
+        },
+        lease: Duration::from_secs(config.delivery.lease_seconds),
+        workers: config.delivery.workers as usize,
+        tenant_per_minute: config.limits.tenant_deliveries_per_minute,
+        tenant_concurrency: config.limits.tenant_max_concurrent_deliveries as usize,
+    }
+}
+
 pub async fn serve(app: App) -> Result<()> {
     let config = app.config.clone();
     let addr = config.listen_addr()?;
     let (admin_hash, admin) = app.admin_token().await?;
-    let state = AppState::new(Inner {
-        config: config.clone(),
-        store: app.store.clone(),
-        registry: app.registry.clone(),
-        queue: app.queue.clone(),
-        metrics: app.metrics.clone(),
-        health: Arc::new(HealthBoard::default()),
-        twofa: app.twofa.clone(),
-        keys: app.keys.clone(),
-        plugins: app.plugins.clone(),
-        clock: app.clock.clone(),
-        admin_token_sha256: admin_hash,
-        trusted_proxies: config.trusted_proxies(),
-        realtime: crate::api::realtime::Connections::new(
-            usize::try_from(config.realtime.max_connections).unwrap_or(usize::MAX),
-            usize::try_from(config.realtime.max_connections_per_ip).unwrap_or(usize::MAX),
-            app.metrics.realtime_connections.clone(),
-        ),
-    });
+    let state = app.app_state(admin_hash);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr} (server.listen)"))?;
     let local = listener.local_addr()?;
-
-    // The one place the admin token is shown: stdout, once, never the logs.
-    println!("postern listening on http://{local}");
-    match admin {
-        AdminToken::FromConfig => println!("admin token: from server.admin_token"),
-        AdminToken::Stored => println!(
-            "admin token: set on first start (stored hashed); `postern admin-token rotate` prints a new one"
-        ),
-        AdminToken::Generated(t) => {
-            println!("admin token (shown once, stored hashed): {t}");
-            println!("use it as: Authorization: Bearer <token>");
-        }
-    }
+    announce(local, admin);
     tracing::info!(%local, channels = app.registry.all().len(), "postern started");
 
     let shutdown = CancellationToken::new();
     let grace = Duration::from_secs(config.server.shutdown_grace_seconds);
     let worker = tokio::spawn(app.queue.clone().run(shutdown.clone(), grace));
-    let health_state = state.clone();
-    let health_stop = shutdown.clone();
-    tokio::spawn(async move {
-        loop {
-            health_state.health.refresh(&health_state).await;
-            tokio::select! {
-                _ = health_stop.cancelled() => break,
-                _ = tokio::time::sleep(Duration::from_secs(60)) => {}
-            }
-        }
-    });
-
-    // Tenant channels changed through another host show up within seconds.
-    let sync_state = state.clone();
-    let sync_stop = shutdown.clone();
-    tokio::spawn(async move {
-        let mut seen = sync_state.store.channels_version().await.unwrap_or(0);
-        loop {
-            tokio::select! {
-                _ = sync_stop.cancelled() => break,
-                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
-            }
-            match sync_state.store.channels_version().await {
-                Ok(v) if v != seen => {
-                    if let Err(e) = sync_state.reload_tenant_channels().await {
-                        tracing::warn!(error = %e, "cannot reload tenant channels");
-                    } else {
-                        seen = v;
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "cannot read channels version"),
-            }
-        }
-    });
+    spawn_health_refresh(state.clone(), shutdown.clone());
+    spawn_channel_sync(state.clone(), shutdown.clone());
 
     let router = api::router(state);
     let stop = shutdown.clone();
@@ -260,6 +226,58 @@ pub async fn serve(app: App) -> Result<()> {
     let _ = worker.await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The one place the admin token is shown: stdout, once, never the logs.
+fn announce(local: SocketAddr, admin: AdminToken) {
+    println!("postern listening on http://{local}");
+    match admin {
+        AdminToken::FromConfig => println!("admin token: from server.admin_token"),
+        AdminToken::Stored => println!(
+            "admin token: set on first start (stored hashed); `postern admin-token rotate` prints a new one"
+        ),
+        AdminToken::Generated(t) => {
+            println!("admin token (shown once, stored hashed): {t}");
+            println!("use it as: Authorization: Bearer <token>");
+        }
+    }
+}
+
+/// Probes every channel now and then every minute, so `/readyz` never waits.
+fn spawn_health_refresh(state: AppState, stop: CancellationToken) {
+    tokio::spawn(async move {
+        loop {
+            state.health.refresh(&state).await;
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+            }
+        }
+    });
+}
+
+/// Tenant channels changed through another host show up within seconds.
+fn spawn_channel_sync(state: AppState, stop: CancellationToken) {
+    tokio::spawn(async move {
+        let mut seen = state.store.channels_version().await.unwrap_or(0);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            }
+            match state.store.channels_version().await {
+                Ok(v) if v != seen => {
+                    if let Err(e) = state.reload_tenant_channels().await {
+                        tracing::warn!(error = %e, "cannot reload tenant channels");
+                    } else {
+                        seen = v;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot read channels version"),
+            }
+        }
+    });
 }
 
 async fn wait_for_signal() {

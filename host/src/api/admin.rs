@@ -8,8 +8,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::auth::Admin;
-use super::error::{ApiError, ApiJson, ApiPath};
+use super::error::ApiError;
+use super::extract::{Admin, ApiJson, ApiPath};
 use crate::crypto::{random_token, sha256_hex};
 use crate::domain::TenantName;
 use crate::store::{StoreError, rfc3339};
@@ -22,7 +22,7 @@ pub struct CreateTenant {
 
 /// `POST /admin/v1/tenants {name}` → 201 `{tenant:{name}, apiKey}`; the key is shown once.
 #[utoipa::path(post, path = "/admin/v1/tenants", tag = "operator", request_body = CreateTenant, security(("bearer" = [])),
-    responses((status = 201, description = "{success, tenant:{name, createdAt}, apiKey}"), (status = 409, body = super::deliveries::ErrorBody)))]
+    responses((status = 201, description = "{success, tenant:{name, createdAt}, apiKey}"), (status = 409, body = super::error::ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     _: Admin,
@@ -84,7 +84,7 @@ pub struct NameParam {
 }
 
 #[utoipa::path(get, path = "/admin/v1/tenants/{name}", tag = "operator", params(("name" = String, Path, description = "Tenant name")),
-    security(("bearer" = [])), responses((status = 200, description = "{success, tenant}"), (status = 404, body = super::deliveries::ErrorBody)))]
+    security(("bearer" = [])), responses((status = 200, description = "{success, tenant}"), (status = 404, body = super::error::ErrorBody)))]
 pub async fn get_one(
     State(state): State<AppState>,
     _: Admin,
@@ -104,8 +104,8 @@ pub async fn get_one(
 
 /// Deletes a tenant and everything it owns (users, channels, deliveries, audit).
 #[utoipa::path(delete, path = "/admin/v1/tenants/{name}", tag = "operator", params(("name" = String, Path, description = "Tenant name")),
-    security(("bearer" = [])), responses((status = 200, description = "Deleted"), (status = 404, body = super::deliveries::ErrorBody),
-        (status = 409, body = super::deliveries::ErrorBody, description = "`default` cannot be deleted")))]
+    security(("bearer" = [])), responses((status = 200, description = "Deleted"), (status = 404, body = super::error::ErrorBody),
+        (status = 409, body = super::error::ErrorBody, description = "`default` cannot be deleted")))]
 pub async fn delete(
     State(state): State<AppState>,
     _: Admin,

@@ -10,8 +10,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::AppState;
-use super::auth::TenantAccess;
-use super::error::{ApiError, ApiJson, ApiPath};
+use super::error::ApiError;
+use super::extract::{ApiJson, ApiPath, TenantAccess};
 use crate::config::SendToType;
 use crate::delivery::tenant_channels::{self, ChannelSpec};
 use crate::domain::ChannelName;
@@ -71,8 +71,8 @@ pub struct NameParam {
 #[utoipa::path(put, path = "/t/{tenant}/api/v1/channels/{name}", tag = "channels",
     params(("tenant" = String, Path, description = "Tenant name"), ("name" = String, Path, description = "Channel name")),
     request_body = PutChannel, security(("bearer" = [])),
-    responses((status = 200, description = "{success, channel}"), (status = 400, body = super::deliveries::ErrorBody),
-        (status = 409, body = super::deliveries::ErrorBody, description = "A config-file channel has this name")))]
+    responses((status = 200, description = "{success, channel}"), (status = 400, body = super::error::ErrorBody),
+        (status = 409, body = super::error::ErrorBody, description = "A config-file channel has this name")))]
 pub async fn put(
     State(state): State<AppState>,
     access: TenantAccess,
@@ -203,7 +203,7 @@ pub async fn list(
 
 #[utoipa::path(get, path = "/t/{tenant}/api/v1/channels/{name}", tag = "channels",
     params(("tenant" = String, Path, description = "Tenant name"), ("name" = String, Path, description = "Channel name")),
-    security(("bearer" = [])), responses((status = 200, description = "{success, channel}"), (status = 404, body = super::deliveries::ErrorBody)))]
+    security(("bearer" = [])), responses((status = 200, description = "{success, channel}"), (status = 404, body = super::error::ErrorBody)))]
 pub async fn get_one(
     State(state): State<AppState>,
     access: TenantAccess,
@@ -229,8 +229,8 @@ pub async fn get_one(
 
 #[utoipa::path(delete, path = "/t/{tenant}/api/v1/channels/{name}", tag = "channels",
     params(("tenant" = String, Path, description = "Tenant name"), ("name" = String, Path, description = "Channel name")),
-    security(("bearer" = [])), responses((status = 200, description = "Deleted"), (status = 404, body = super::deliveries::ErrorBody),
-        (status = 409, body = super::deliveries::ErrorBody, description = "Another channel falls back to it, or it is a config-file channel")))]
+    security(("bearer" = [])), responses((status = 200, description = "Deleted"), (status = 404, body = super::error::ErrorBody),
+        (status = 409, body = super::error::ErrorBody, description = "Another channel falls back to it, or it is a config-file channel")))]
 pub async fn delete(
     State(state): State<AppState>,
     access: TenantAccess,

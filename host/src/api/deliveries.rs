@@ -1,11 +1,10 @@
 //! Delivery records and one-off test deliveries through a channel.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 
 use axum::Json;
-use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -13,10 +12,10 @@ use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
-use super::auth::TenantAccess;
-use super::error::{ApiError, ApiJson, ApiPath, ApiQuery};
+use super::error::{ApiError, ErrorBody};
+use super::extract::{ApiJson, ApiPath, ApiQuery, ClientInfo, TenantAccess};
 use crate::delivery::Message;
-use crate::delivery::queue::{Enqueue, QueueError};
+use crate::delivery::queue::Enqueue;
 use crate::delivery::template::default_text;
 use crate::store::{DeliveryFilter, DeliveryRecord, DeliveryStatus};
 
@@ -42,18 +41,6 @@ pub struct DeliveryList {
 pub struct DeliveryResponse {
     pub success: bool,
     pub delivery: DeliveryRecord,
-}
-
-/// The error shape every endpoint uses.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ErrorBody {
-    pub success: bool,
-    /// "<message> [<errorType>]"
-    pub error: String,
-    pub error_type: String,
-    #[schema(value_type = Object)]
-    pub details: serde_json::Value,
 }
 
 #[utoipa::path(get, path = "/t/{tenant}/api/v1/deliveries", tag = "deliveries",
@@ -150,24 +137,19 @@ pub async fn test_channel(
     State(state): State<AppState>,
     access: TenantAccess,
     ApiPath(p): ApiPath<NameParam>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    ClientInfo(caller): ClientInfo,
     ApiJson(body): ApiJson<TestRequest>,
 ) -> Result<Response, ApiError> {
     let ttl = state.config.api.two_fa_token_ttl_seconds;
     let code = random_code(state.config.limits.code_length);
-    let user_agent = headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
     let message = Message {
         send_to: body.send_to,
         text: default_text(&code, ttl),
         code,
         ttl_seconds: ttl,
         username: "postern-test".into(),
-        user_agent,
-        remote_address: Some(state.client_ip(&headers, peer).to_string()),
+        user_agent: caller.user_agent,
+        remote_address: Some(caller.ip.to_string()),
         locale: None,
     };
     let req = Enqueue {
@@ -178,14 +160,7 @@ pub async fn test_channel(
         expires_at: state.clock.now_ms() + i64::from(ttl) * 1000,
         alternates: BTreeMap::new(),
     };
-    let delivery = state.queue.submit(req).await.map_err(|e| match e {
-        QueueError::UnknownChannel(name) => {
-            ApiError::not_found(format!("No channel named `{name}`"))
-        }
-        QueueError::InvalidSendTo(why) => ApiError::invalid_send_to(why),
-        QueueError::TooManyRequests { retry_after } => super::users::too_many_requests(retry_after),
-        QueueError::Store(e) => ApiError::internal(e),
-    })?;
+    let delivery = state.queue.submit(req).await?;
     Ok(delivery_response(delivery))
 }
 

@@ -1,13 +1,18 @@
 //! The one error shape (SPEC §3):
-//! `{"success": false, "error": "<message> [<errorType>]", "errorType": "<id>", "details": {…}}`.
+//! `{"success": false, "error": "<message> [<errorType>]", "errorType": "<id>", "details": {…}}`,
+//! and how every domain error maps onto it (status, type, wording).
 
-use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
-use axum::http::request::Parts;
+use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::de::DeserializeOwned;
+use serde::Serialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
+
+use crate::delivery::queue::QueueError;
+use crate::plugin::upload::UploadError;
+use crate::store::StoreError;
+use crate::twofa::{LoginError, TwoFaError};
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -16,6 +21,18 @@ pub struct ApiError {
     pub message: String,
     pub details: Value,
     pub retry_after: Option<u64>,
+}
+
+/// The error shape every endpoint uses.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorBody {
+    pub success: bool,
+    /// "<message> [<errorType>]"
+    pub error: String,
+    pub error_type: String,
+    #[schema(value_type = Object)]
+    pub details: serde_json::Value,
 }
 
 impl ApiError {
@@ -60,6 +77,10 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "error-not-found", what)
     }
 
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "error-conflict", message)
+    }
+
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -68,14 +89,22 @@ impl ApiError {
         )
     }
 
+    /// 429 with `Retry-After`.
+    pub fn too_many_requests(retry_after: u64) -> Self {
+        let mut err = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "error-too-many-requests",
+            format!("Too many requests; retry in {retry_after} s"),
+        )
+        .with_details(json!({ "retryAfter": retry_after }));
+        err.retry_after = Some(retry_after);
+        err
+    }
+
     /// A store or other internal failure: logged in full, answered vaguely.
     pub fn internal(e: impl std::fmt::Display) -> Self {
         tracing::error!(error = %e, "internal error");
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "error-unavailable",
-            "The server cannot complete this request right now",
-        )
+        Self::unavailable("The server cannot complete this request right now")
     }
 }
 
@@ -87,7 +116,7 @@ impl IntoResponse for ApiError {
             "errorType": self.error_type,
             "details": self.details,
         });
-        let mut resp = (self.status, axum::Json(body)).into_response();
+        let mut resp = (self.status, Json(body)).into_response();
         if let Some(v) = self
             .retry_after
             .and_then(|s| HeaderValue::from_str(&s.to_string()).ok())
@@ -98,126 +127,126 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<crate::store::StoreError> for ApiError {
-    fn from(e: crate::store::StoreError) -> Self {
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
         Self::internal(e)
     }
 }
 
-/// A JSON body whose rejections use the error shape: 415 without a JSON
-/// content type, 413 over the body limit, 400 `error-invalid-json` for
-/// syntax, 400 `error-invalid-params` naming the field for wrong data.
-pub struct ApiJson<T>(pub T);
+impl From<TwoFaError> for ApiError {
+    fn from(e: TwoFaError) -> Self {
+        if let Some((kind, reason, details)) = e.totp_kind() {
+            return ApiError::new(StatusCode::BAD_REQUEST, kind, reason)
+                .with_details(serde_json::to_value(details).unwrap_or_default());
+        }
+        match e {
+            TwoFaError::TooManyRequests { retry_after } => Self::too_many_requests(retry_after),
+            TwoFaError::DeliveryFailed(record) => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "error-delivery-failed",
+                "The code could not be delivered",
+            )
+            .with_details(json!({ "channel": record.channel, "status": record.status, "deliveryId": record.id })),
+            TwoFaError::InvalidSendTo(why) => ApiError::invalid_send_to(why),
+            TwoFaError::BadRequest { field, message } => ApiError::invalid_params(field, message),
+            TwoFaError::NotFound(what) => ApiError::not_found(what),
+            TwoFaError::Store(e) => ApiError::internal(e),
+            TwoFaError::Required(_) | TwoFaError::Invalid(_) | TwoFaError::MaxAttempts(_) => {
+                ApiError::internal("unreachable 2FA error mapping")
+            }
+        }
+    }
+}
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
-    type Rejection = ApiError;
+/// A failed `login` carries both shapes (SPEC §6): 401
+/// `{success:false, status:"error", error:"<type>", errorType, message:"… [<type>]", details}`;
+/// other 2FA errors (rate limits, store) are the usual shape.
+pub fn login_failure(e: LoginError) -> Result<Response, ApiError> {
+    match e {
+        LoginError::BadCredentials => {
+            Ok(login_error("error-unauthorized", "Unauthorized", json!({})))
+        }
+        LoginError::TwoFa(e) => match e.totp_kind() {
+            Some((kind, reason, details)) => Ok(login_error(
+                kind,
+                reason,
+                serde_json::to_value(details).unwrap_or_default(),
+            )),
+            None => Err(e.into()),
+        },
+    }
+}
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let is_json = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .map(|m| {
-                let m = m.trim().to_ascii_lowercase();
-                m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
-            })
-            .unwrap_or(false);
-        if !is_json {
-            return Err(ApiError::new(
+fn login_error(kind: &str, reason: &str, details: Value) -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        Json(json!({
+            "success": false,
+            "status": "error",
+            "error": kind,
+            "errorType": kind,
+            "message": format!("{reason} [{kind}]"),
+            "details": details,
+        })),
+    )
+        .into_response()
+}
+
+impl From<QueueError> for ApiError {
+    fn from(e: QueueError) -> Self {
+        match e {
+            QueueError::UnknownChannel(name) => {
+                ApiError::not_found(format!("No channel named `{name}`"))
+            }
+            QueueError::InvalidSendTo(why) => ApiError::invalid_send_to(why),
+            QueueError::TooManyRequests { retry_after } => Self::too_many_requests(retry_after),
+            QueueError::Store(e) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<UploadError> for ApiError {
+    fn from(e: UploadError) -> Self {
+        match e {
+            UploadError::InvalidName(m) => ApiError::invalid_params("name", m),
+            UploadError::NotWasm => ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "error-unsupported-media-type",
-                "Expected Content-Type: application/json",
-            ));
-        }
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "error-too-large",
-                    "Request body is too large",
+                "Expected Content-Type: application/wasm",
+            ),
+            UploadError::TooLarge { limit } => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "error-too-large",
+                format!("The plugin is over {limit} bytes (plugins.max_upload_bytes)"),
+            )
+            .with_details(json!({ "maxBytes": limit })),
+            UploadError::TooMany { count, limit } => {
+                let mut e = ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "error-too-many-requests",
+                    format!(
+                        "The tenant has {count} plugins, the most allowed (limits.tenant_max_plugins)"
+                    ),
                 )
-                .with_details(json!({ "maxBytes": super::MAX_BODY_BYTES }))
-            } else {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "error-invalid-json",
-                    "Cannot read the request body",
-                )
+                .with_details(json!({ "limit": limit }));
+                e.retry_after = Some(3600);
+                e
             }
-        })?;
-        parse_json(&bytes).map(ApiJson)
-    }
-}
-
-/// Query parameters whose rejection is a 400 in the error shape (axum's own
-/// is plain text).
-pub struct ApiQuery<T>(pub T);
-
-impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|Query(q)| ApiQuery(q))
-            .map_err(|e| ApiError::invalid_params("query", e.body_text()))
-    }
-}
-
-/// Path parameters; a segment that cannot name anything (not UTF-8, wrong
-/// type) is a 404 in the error shape, like a name that names nothing.
-pub struct ApiPath<T>(pub T);
-
-impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        Path::<T>::from_request_parts(parts, state)
-            .await
-            .map(|Path(p)| ApiPath(p))
-            .map_err(|e| ApiError::not_found(format!("Not found: {}", e.body_text())))
-    }
-}
-
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let invalid_json = |e: &serde_json::Error| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "error-invalid-json",
-            format!("Malformed JSON: {e}"),
-        )
-    };
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    match serde_path_to_error::deserialize::<_, T>(&mut de) {
-        Ok(v) => {
-            de.end().map_err(|e| invalid_json(&e))?;
-            Ok(v)
-        }
-        Err(e) => {
-            let inner = e.inner();
-            if inner.is_syntax() || inner.is_eof() {
-                return Err(invalid_json(inner));
+            UploadError::Unreadable => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "error-invalid-params",
+                "Cannot read the request body",
+            ),
+            UploadError::Invalid(e) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "error-invalid-plugin",
+                format!("Not a valid plugin: {e}"),
+            )
+            .with_details(json!({ "reason": e.reason() })),
+            UploadError::Compile(e) => {
+                ApiError::unavailable(format!("The plugin could not be compiled now: {e}"))
             }
-            let path = e.path().to_string();
-            let msg = inner.to_string();
-            // serde reports a missing field at the parent's path.
-            let field = msg
-                .strip_prefix("missing field `")
-                .and_then(|r| r.split('`').next())
-                .map(|f| {
-                    if path == "." {
-                        f.to_string()
-                    } else {
-                        format!("{path}.{f}")
-                    }
-                })
-                .unwrap_or(path);
-            let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
-            Err(ApiError::invalid_params(
-                &field,
-                format!("Invalid `{field}`: {msg}"),
-            ))
+            UploadError::Store(e) => ApiError::internal(e),
         }
     }
 }

@@ -1,25 +1,37 @@
-//! The HTTP API: routers per area, the auth extractors and the one error shape.
+//! The HTTP API, in layers: `extract` (who is calling, the body, query and
+//! path) and `error` (the one error shape and every domain error's mapping)
+//! under thin handlers, one file per area, that call the domain
+//! (`twofa`, `plugin::upload`, `delivery`, `store`).
+//!
+//! Areas: `session` (login, logout, me), `two_factor` (`users.2fa.*`),
+//! `users` (tenant-key user admin), `verify`, `deliveries`, `channels`,
+//! `plugins`, `audit`, `admin` (operator), `ops` (health, metrics,
+//! OpenAPI), `realtime` (DDP over WebSocket).
 
 pub mod admin;
-pub mod auth;
+pub mod audit;
 pub mod channels;
 pub mod deliveries;
 pub mod error;
+pub mod extract;
 pub mod ops;
 pub mod plugins;
 pub mod realtime;
+pub mod session;
+pub mod two_factor;
 pub mod users;
 pub mod verify;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::{Json, Router};
 use ipnet::IpNet;
+use serde_json::Value;
 
 use crate::config::Config;
 use crate::crypto::{digest_eq, sha256_hex};
@@ -90,6 +102,12 @@ impl AppState {
     }
 }
 
+/// A success answer: the body with `success: true` added.
+pub(crate) fn success(mut v: Value) -> Json<Value> {
+    v["success"] = Value::Bool(true);
+    Json(v)
+}
+
 pub fn client_ip(headers: &HeaderMap, peer: IpAddr, trusted: &[IpNet]) -> IpAddr {
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
     if !is_trusted(&peer) {
@@ -114,9 +132,14 @@ pub fn client_ip(headers: &HeaderMap, peer: IpAddr, trusted: &[IpNet]) -> IpAddr
 /// Every tenant-scoped route; mounted at `/api/v1` (the `default` tenant)
 /// and at `/t/{tenant}/api/v1`.
 fn tenant_routes() -> Router<AppState> {
+    resource_routes().merge(user_routes())
+}
+
+/// What a tenant integration manages with its key.
+fn resource_routes() -> Router<AppState> {
     Router::new()
-        .route("/deliveries", axum::routing::get(deliveries::list))
-        .route("/deliveries/{id}", axum::routing::get(deliveries::get_one))
+        .route("/deliveries", get(deliveries::list))
+        .route("/deliveries/{id}", get(deliveries::get_one))
         .route("/plugins", get(plugins::list))
         .route(
             "/plugins/{name}",
@@ -134,47 +157,61 @@ fn tenant_routes() -> Router<AppState> {
                 .delete(channels::delete),
         )
         .route("/channels/{name}/test", post(deliveries::test_channel))
-        .route("/audit", get(users::audit))
-        .route("/login", post(users::login))
-        .route("/logout", post(users::logout))
-        .route("/me", get(users::me))
-        .route("/users.create", post(users::users_create))
-        .route("/users.info", get(users::users_info))
-        .route("/users.delete", post(users::users_delete))
-        .route("/users.setTwoFactor", post(users::users_set_two_factor))
-        .route(
-            "/users.updateOwnBasicInfo",
-            post(users::update_own_basic_info),
-        )
-        .route("/users.2fa.sendEmailCode", post(users::send_email_code))
-        .route("/users.2fa.enableEmail", post(users::enable_email))
-        .route("/users.2fa.disableEmail", post(users::disable_email))
-        .route("/users.2fa.disable", post(users::disable_all))
-        .route("/users.2fa.enableTOTP", post(users::enable_totp))
-        .route(
-            "/users.2fa.validateTempToken",
-            post(users::validate_temp_token),
-        )
-        .route("/users.2fa.regenerateCodes", post(users::regenerate_codes))
-        .route(
-            "/users.2fa.checkCodesRemaining",
-            get(users::check_codes_remaining),
-        )
-        .route("/users.2fa.disableTOTP", post(users::disable_totp))
-        .route("/users.2fa.enableChannel", post(users::enable_channel))
-        .route("/users.2fa.confirmChannel", post(users::confirm_channel))
+        .route("/audit", get(audit::audit))
         .route("/verifications", post(verify::start))
         .route("/verifications/check", post(verify::check))
         .route("/verifications/{id}", get(verify::get_one))
         .route("/verifications/{id}/cancel", post(verify::cancel))
 }
 
+/// Users: tenant-key administration, their sessions and second factors.
+fn user_routes() -> Router<AppState> {
+    Router::new()
+        .route("/login", post(session::login))
+        .route("/logout", post(session::logout))
+        .route("/me", get(session::me))
+        .route("/users.create", post(users::users_create))
+        .route("/users.info", get(users::users_info))
+        .route("/users.delete", post(users::users_delete))
+        .route("/users.setTwoFactor", post(users::users_set_two_factor))
+        .route(
+            "/users.updateOwnBasicInfo",
+            post(session::update_own_basic_info),
+        )
+        .route(
+            "/users.2fa.sendEmailCode",
+            post(two_factor::send_email_code),
+        )
+        .route("/users.2fa.enableEmail", post(two_factor::enable_email))
+        .route("/users.2fa.disableEmail", post(two_factor::disable_email))
+        .route("/users.2fa.disable", post(two_factor::disable_all))
+        .route("/users.2fa.enableTOTP", post(two_factor::enable_totp))
+        .route(
+            "/users.2fa.validateTempToken",
+            post(two_factor::validate_temp_token),
+        )
+        .route(
+            "/users.2fa.regenerateCodes",
+            post(two_factor::regenerate_codes),
+        )
+        .route(
+            "/users.2fa.checkCodesRemaining",
+            get(two_factor::check_codes_remaining),
+        )
+        .route("/users.2fa.disableTOTP", post(two_factor::disable_totp))
+        .route("/users.2fa.enableChannel", post(two_factor::enable_channel))
+        .route(
+            "/users.2fa.confirmChannel",
+            post(two_factor::confirm_channel),
+        )
+}
+
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/healthz", axum::routing::get(ops::healthz))
-        .route("/readyz", axum::routing::get(ops::readyz))
-        .route("/metrics", axum::routing::get(ops::metrics))
-        .route("/openapi.json", axum::routing::get(ops::openapi))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(ops::openapi))
         .route("/admin/v1/tenants", get(admin::list).post(admin::create))
         .route(
             "/admin/v1/tenants/{name}",

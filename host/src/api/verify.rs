@@ -8,9 +8,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::auth::TenantAccess;
-use super::error::{ApiError, ApiJson, ApiPath};
-use super::users::ClientInfo;
+use super::error::ApiError;
+use super::extract::{ApiJson, ApiPath, ClientInfo, TenantAccess};
 use crate::store::rfc3339;
 use crate::twofa::Verification;
 
@@ -34,7 +33,7 @@ pub struct Start {
     channel: Option<String>,
 }
 
-#[utoipa::path(post, path = "/t/{tenant}/api/v1/verifications", tag = "verify", params(("tenant" = String, Path, description = "Tenant name; /api/v1/… is the `default` tenant")), request_body = Start, security(("bearer" = [])), responses((status = 201, description = "{success, verification:{id, status:\"pending\", channel, to, expiresAt}}"), (status = 502, body = super::deliveries::ErrorBody), (status = 400, body = super::deliveries::ErrorBody), (status = 429, body = super::deliveries::ErrorBody, description = "Rate limited; see Retry-After")))]
+#[utoipa::path(post, path = "/t/{tenant}/api/v1/verifications", tag = "verify", params(("tenant" = String, Path, description = "Tenant name; /api/v1/… is the `default` tenant")), request_body = Start, security(("bearer" = [])), responses((status = 201, description = "{success, verification:{id, status:\"pending\", channel, to, expiresAt}}"), (status = 502, body = super::error::ErrorBody), (status = 400, body = super::error::ErrorBody), (status = 429, body = super::error::ErrorBody, description = "Rate limited; see Retry-After")))]
 /// `POST /verifications {username | (to + channel)}` → 201.
 pub async fn start(
     State(state): State<AppState>,
@@ -88,7 +87,7 @@ pub struct Check {
     code: String,
 }
 
-#[utoipa::path(post, path = "/t/{tenant}/api/v1/verifications/check", tag = "verify", params(("tenant" = String, Path, description = "Tenant name; /api/v1/… is the `default` tenant")), request_body = Check, security(("bearer" = [])), responses((status = 200, description = "{success, verification:{status: approved|pending|expired|max_attempts_reached}}"), (status = 404, body = super::deliveries::ErrorBody, description = "No longer pending"), (status = 400, body = super::deliveries::ErrorBody), (status = 429, body = super::deliveries::ErrorBody, description = "Rate limited; see Retry-After")))]
+#[utoipa::path(post, path = "/t/{tenant}/api/v1/verifications/check", tag = "verify", params(("tenant" = String, Path, description = "Tenant name; /api/v1/… is the `default` tenant")), request_body = Check, security(("bearer" = [])), responses((status = 200, description = "{success, verification:{status: approved|pending|expired|max_attempts_reached}}"), (status = 404, body = super::error::ErrorBody, description = "No longer pending"), (status = 400, body = super::error::ErrorBody), (status = 429, body = super::error::ErrorBody, description = "Rate limited; see Retry-After")))]
 /// `POST /verifications/check {id, code}`: approved | pending | expired |
 /// max_attempts_reached; a verification no longer pending is 404.
 pub async fn check(
@@ -109,7 +108,7 @@ pub struct IdParam {
     id: String,
 }
 
-#[utoipa::path(get, path = "/t/{tenant}/api/v1/verifications/{id}", tag = "verify", params(("tenant" = String, Path, description = "Tenant name; /api/v1/… is the `default` tenant"), ("id" = String, Path, description = "Verification id")), security(("bearer" = [])), responses((status = 200, description = "{success, verification}"), (status = 404, body = super::deliveries::ErrorBody), (status = 400, body = super::deliveries::ErrorBody), (status = 429, body = super::deliveries::ErrorBody, description = "Rate limited; see Retry-After")))]
+#[utoipa::path(get, path = "/t/{tenant}/api/v1/verifications/{id}", tag = "verify", params(("tenant" = String, Path, description = "Tenant name; /api/v1/… is the `default` tenant"), ("id" = String, Path, description = "Verification id")), security(("bearer" = [])), responses((status = 200, description = "{success, verification}"), (status = 404, body = super::error::ErrorBody), (status = 400, body = super::error::ErrorBody), (status = 429, body = super::error::ErrorBody, description = "Rate limited; see Retry-After")))]
 pub async fn get_one(
     State(state): State<AppState>,
     access: TenantAccess,
@@ -119,7 +118,7 @@ pub async fn get_one(
     Ok(Json(json!({ "success": true, "verification": view(&v) })))
 }
 
-#[utoipa::path(post, path = "/t/{tenant}/api/v1/verifications/{id}/cancel", tag = "verify", params(("tenant" = String, Path, description = "Tenant name; /api/v1/… is the `default` tenant"), ("id" = String, Path, description = "Verification id")), security(("bearer" = [])), responses((status = 200, description = "{success, verification:{status:\"canceled\"}}"), (status = 404, body = super::deliveries::ErrorBody), (status = 400, body = super::deliveries::ErrorBody), (status = 429, body = super::deliveries::ErrorBody, description = "Rate limited; see Retry-After")))]
+#[utoipa::path(post, path = "/t/{tenant}/api/v1/verifications/{id}/cancel", tag = "verify", params(("tenant" = String, Path, description = "Tenant name; /api/v1/… is the `default` tenant"), ("id" = String, Path, description = "Verification id")), security(("bearer" = [])), responses((status = 200, description = "{success, verification:{status:\"canceled\"}}"), (status = 404, body = super::error::ErrorBody), (status = 400, body = super::error::ErrorBody), (status = 429, body = super::error::ErrorBody, description = "Rate limited; see Retry-After")))]
 pub async fn cancel(
     State(state): State<AppState>,
     access: TenantAccess,

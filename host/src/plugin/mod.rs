@@ -18,6 +18,7 @@
 //!   [`crate::delivery::Sender`], mapping every ending onto an outcome class.
 //! * `startup` — `[[channel]]` plugins of the config file, loaded at start-up.
 //! * `tenant` — plugins tenants upload, kept in line with the store.
+//! * [`upload`] — one upload's checks (name, type, size, quota), compile and version swap.
 //!
 //! See `README.md` beside this file for the sandbox, limits and numbers.
 
@@ -35,6 +36,7 @@ mod sandbox;
 mod sender;
 mod startup;
 mod tenant;
+pub mod upload;
 pub mod vet;
 
 pub use info::{ConfigKeyInfo, PluginInfo};

@@ -3,23 +3,25 @@
 //!
 //! One connection is one reader loop (this file) and, from the first method
 //! on, one worker task that runs the methods in arrival order (`methods.rs`,
-//! which hands every 2FA rule to `twofa::TwoFactor`). The loop answers
+//! which hands every 2FA rule to `twofa::TwoFactor`; `errors.rs` maps its
+//! errors onto Meteor's shape). The loop answers
 //! `ping` while a method runs, enforces the limits (`limits.rs`) and closes
 //! with 1008 (flood), 1009 (too big) or 1000 (idle).
 
 mod admission;
 mod ddp;
+mod errors;
 mod limits;
 mod methods;
+mod params;
 
 use std::time::Duration;
 
+use axum::extract::State;
 use axum::extract::ws::{
     CloseFrame, Message, WebSocketUpgrade, close_code, rejection::WebSocketUpgradeRejection,
 };
-use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
-use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use futures::{Sink, SinkExt, Stream, StreamExt};
@@ -28,46 +30,27 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::AppState;
-use super::auth::path_tenant;
 use super::error::ApiError;
-use super::users::ClientInfo;
+use super::extract::{ClientInfo, PublicTenant};
 use crate::crypto::random_token;
-use crate::domain::TenantName;
 pub use admission::{Connections, Refusal};
 use ddp::{Incoming, MeteorError, MethodResult};
+use errors::too_many_requests;
 pub use limits::Limits;
 use limits::{RateLimiter, Verdict};
-use methods::{Methods, Session, too_many_requests};
-
-/// The tenant the path names (`default` without one); unknown → 404
-/// before any upgrade.
-pub struct WsTenant(TenantName);
-
-impl FromRequestParts<AppState> for WsTenant {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let tenant = path_tenant(parts, state).await?;
-        state
-            .store
-            .tenant_key_hash(tenant.as_str())
-            .await?
-            .ok_or_else(|| ApiError::not_found("Unknown tenant"))?;
-        Ok(Self(tenant))
-    }
-}
+use methods::{Methods, Session};
 
 /// `GET /websocket`, `GET /t/{tenant}/websocket`.
 #[utoipa::path(get, path = "/t/{tenant}/websocket", tag = "realtime",
     params(("tenant" = String, Path, description = "Tenant name; /websocket is the `default` tenant")),
     responses(
         (status = 101, description = "WebSocket upgrade: the Rocket.Chat DDP subset (connect, ping, method: login, logout, callWithTwoFactorRequired, sendEmailCode, 2fa:*)"),
-        (status = 400, body = crate::api::deliveries::ErrorBody, description = "Not a WebSocket upgrade"),
-        (status = 404, body = crate::api::deliveries::ErrorBody, description = "Unknown tenant"),
-        (status = 429, body = crate::api::deliveries::ErrorBody, description = "realtime.max_connections_per_ip connections already open from this address"),
-        (status = 503, body = crate::api::deliveries::ErrorBody, description = "realtime.max_connections connections already open on this host")))]
+        (status = 400, body = crate::api::error::ErrorBody, description = "Not a WebSocket upgrade"),
+        (status = 404, body = crate::api::error::ErrorBody, description = "Unknown tenant"),
+        (status = 429, body = crate::api::error::ErrorBody, description = "realtime.max_connections_per_ip connections already open from this address"),
+        (status = 503, body = crate::api::error::ErrorBody, description = "realtime.max_connections connections already open on this host")))]
 pub async fn websocket(
-    WsTenant(tenant): WsTenant,
+    PublicTenant(tenant): PublicTenant,
     State(state): State<AppState>,
     ClientInfo(caller): ClientInfo,
     headers: axum::http::HeaderMap,
@@ -85,42 +68,18 @@ pub async fn websocket(
             .into_response();
         }
     };
-    // RFC 6455 §4.2.1: the key is a base64-encoded 16-byte nonce (axum only
-    // checks that it is there).
-    let nonce = headers.get("sec-websocket-key").and_then(|k| {
-        base64::engine::general_purpose::STANDARD
-            .decode(k.as_bytes())
-            .ok()
-    });
-    if nonce.is_none_or(|n| n.len() != 16) {
+    if !is_nonce(headers.get("sec-websocket-key")) {
         return ApiError::invalid_params(
             "sec-websocket-key",
             "Sec-WebSocket-Key must be a base64-encoded 16-byte nonce",
         )
         .into_response();
     }
-    let limits = Limits::from_config(&state.config.realtime);
     let permit = match state.realtime.admit(caller.ip) {
         Ok(p) => p,
-        Err(refusal) => {
-            state
-                .metrics
-                .realtime_refused
-                .with_label_values(&[refusal.label()])
-                .inc();
-            return match refusal {
-                Refusal::HostFull => {
-                    ApiError::unavailable("Too many realtime connections; try again later")
-                }
-                Refusal::AddressFull => {
-                    let mut e = super::users::too_many_requests(5);
-                    e.message = "Too many realtime connections from this address".into();
-                    e
-                }
-            }
-            .into_response();
-        }
+        Err(refusal) => return refused(&state, refusal).into_response(),
     };
+    let limits = Limits::from_config(&state.config.realtime);
     upgrade
         .read_buffer_size(limits.read_buffer_bytes)
         .max_message_size(limits.max_message_bytes)
@@ -145,6 +104,37 @@ pub async fn websocket(
         })
 }
 
+/// RFC 6455 §4.2.1: the key is a base64-encoded 16-byte nonce (axum only
+/// checks that it is there).
+fn is_nonce(key: Option<&axum::http::HeaderValue>) -> bool {
+    let nonce = key.and_then(|k| {
+        base64::engine::general_purpose::STANDARD
+            .decode(k.as_bytes())
+            .ok()
+    });
+    nonce.is_some_and(|n| n.len() == 16)
+}
+
+/// A connection the caps do not admit: counted, then 503 (host full) or
+/// 429 (this address's share used up).
+fn refused(state: &AppState, refusal: Refusal) -> ApiError {
+    state
+        .metrics
+        .realtime_refused
+        .with_label_values(&[refusal.label()])
+        .inc();
+    match refusal {
+        Refusal::HostFull => {
+            ApiError::unavailable("Too many realtime connections; try again later")
+        }
+        Refusal::AddressFull => {
+            let mut e = ApiError::too_many_requests(5);
+            e.message = "Too many realtime connections from this address".into();
+            e
+        }
+    }
+}
+
 /// Why a connection ended.
 #[derive(Debug, PartialEq)]
 pub enum End {
@@ -159,6 +149,21 @@ pub enum End {
 }
 
 impl End {
+    /// The close frame the server sends, if the client is still there to read it.
+    fn close_frame(&self) -> Option<Message> {
+        let (code, reason) = match self {
+            End::Gone | End::SendFailed => return None,
+            End::Idle => (close_code::NORMAL, "idle timeout"),
+            End::TooBig => (close_code::SIZE, "message too big"),
+            End::Flood(why) => (close_code::POLICY, *why),
+            End::UnsupportedVersion => (close_code::PROTOCOL, "unsupported DDP version"),
+        };
+        Some(Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        })))
+    }
+
     /// The metrics label.
     fn label(&self) -> &'static str {
         match self {
@@ -244,18 +249,8 @@ where
             break end;
         }
     };
-    let close = |code, reason: &'static str| {
-        Message::Close(Some(CloseFrame {
-            code,
-            reason: reason.into(),
-        }))
-    };
-    let frame = match &end {
-        End::Gone | End::SendFailed => return end,
-        End::Idle => close(close_code::NORMAL, "idle timeout"),
-        End::TooBig => close(close_code::SIZE, "message too big"),
-        End::Flood(why) => close(close_code::POLICY, why),
-        End::UnsupportedVersion => close(close_code::PROTOCOL, "unsupported DDP version"),
+    let Some(frame) = end.close_frame() else {
+        return end;
     };
     let _ = tokio::time::timeout(c.limits.send_timeout, c.out.send(frame)).await;
     let linger = Duration::from_secs(1);

@@ -1,0 +1,176 @@
+//! A tenant's plugin upload, the domain half of `PUT /plugins/{name}`: the
+//! name and media type, the size cap (announced, then while reading), the
+//! tenant's plugin quota, compilation (off the request threads and
+//! time-bounded, inside [`PluginRuntime::load`](super::PluginRuntime::load)),
+//! then the version swap: stored, loaded, channels rebuilt, audited.
+
+use std::future::Future;
+
+use http_body::Body;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+
+use super::{PluginError, TenantPlugins};
+use crate::clock::Clock;
+use crate::domain::{ChannelName, TenantName};
+use crate::store::{PluginRow, Store, StoreError};
+
+/// Components travel as `application/wasm` (parameters allowed).
+const MEDIA_TYPE: &str = "application/wasm";
+
+/// Why an upload was refused.
+#[derive(Debug)]
+pub enum UploadError {
+    /// The name is not a valid plugin name; the message says why.
+    InvalidName(String),
+    /// The media type is not `application/wasm`.
+    NotWasm,
+    /// Over `plugins.max_upload_bytes`.
+    TooLarge {
+        limit: u64,
+    },
+    /// A new name while the tenant has `limits.tenant_max_plugins` already.
+    TooMany {
+        count: usize,
+        limit: u32,
+    },
+    /// The body could not be read.
+    Unreadable,
+    /// The bytes are not a plugin postern runs.
+    Invalid(PluginError),
+    /// The host could not compile it now (timeout, runtime failure).
+    Compile(PluginError),
+    Store(StoreError),
+}
+
+impl From<StoreError> for UploadError {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+impl From<PluginError> for UploadError {
+    fn from(e: PluginError) -> Self {
+        match e {
+            PluginError::TooLarge { limit, .. } => Self::TooLarge { limit },
+            e if e.is_invalid_plugin() => Self::Invalid(e),
+            e => Self::Compile(e),
+        }
+    }
+}
+
+/// What the request says about the upload before its body is read.
+pub struct Offer<'a> {
+    pub tenant: &'a TenantName,
+    pub name: &'a str,
+    /// `Content-Type`, if any.
+    pub content_type: Option<&'a str>,
+    /// `Content-Length`, if announced.
+    pub announced_len: Option<u64>,
+}
+
+/// A tenant's plugins and the limits that bound them.
+pub struct Uploads<'a> {
+    pub store: &'a dyn Store,
+    pub clock: &'a dyn Clock,
+    pub plugins: &'a TenantPlugins,
+    /// `plugins.max_upload_bytes`.
+    pub max_bytes: u64,
+    /// `limits.tenant_max_plugins`.
+    pub max_plugins: u32,
+}
+
+impl Uploads<'_> {
+    /// Takes one upload through every check, then swaps the version in:
+    /// running deliveries finish on the old one, `reload_channels` (run
+    /// after the swap) moves the tenant's channels to the new one.
+    pub async fn put<B>(
+        &self,
+        offer: Offer<'_>,
+        body: B,
+        reload_channels: impl Future<Output = Result<(), StoreError>>,
+    ) -> Result<PluginRow, UploadError>
+    where
+        B: Body,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let name = ChannelName::parse(offer.name)
+            .map_err(|m| UploadError::InvalidName(m.replace("channel", "plugin")))?;
+        let media = offer.content_type.unwrap_or("").split(';').next();
+        if media.map(str::trim) != Some(MEDIA_TYPE) {
+            return Err(UploadError::NotWasm);
+        }
+        // Refuse by the announced size before reading anything.
+        if offer.announced_len.is_some_and(|len| len > self.max_bytes) {
+            return Err(self.too_large());
+        }
+        self.check_quota(offer.tenant, &name).await?;
+        let bytes = self.read(body).await?;
+        let loaded = self.plugins.runtime().load(bytes.clone()).await?;
+        let now = self.clock.now_ms();
+        let row = PluginRow {
+            tenant: offer.tenant.to_string(),
+            name: name.to_string(),
+            sha256: loaded.sha256.clone(),
+            size: loaded.size as i64,
+            info: serde_json::to_string(&loaded.info).unwrap_or_default(),
+            wasm: bytes,
+            uploaded_at: now,
+        };
+        self.store.put_plugin(&row).await?;
+        self.plugins.set(&row.tenant, &row.name, loaded);
+        reload_channels.await?;
+        let detail = format!("sha256={} size={}", row.sha256, row.size);
+        self.store
+            .audit(
+                &row.tenant,
+                "api",
+                "plugin.upload",
+                Some(&row.name),
+                Some(&detail),
+                now,
+            )
+            .await?;
+        Ok(row)
+    }
+
+    fn too_large(&self) -> UploadError {
+        UploadError::TooLarge {
+            limit: self.max_bytes,
+        }
+    }
+
+    /// Replacing a plugin is always allowed; a new name needs room.
+    async fn check_quota(
+        &self,
+        tenant: &TenantName,
+        name: &ChannelName,
+    ) -> Result<(), UploadError> {
+        let existing = self.store.plugins(Some(tenant.as_str())).await?;
+        let replacing = existing.iter().any(|r| r.name == name.as_str());
+        if !replacing && existing.len() as u64 >= u64::from(self.max_plugins) {
+            return Err(UploadError::TooMany {
+                count: existing.len(),
+                limit: self.max_plugins,
+            });
+        }
+        Ok(())
+    }
+
+    /// The body, up to the cap (a body without a `Content-Length` is cut
+    /// off there too).
+    async fn read<B>(&self, body: B) -> Result<Vec<u8>, UploadError>
+    where
+        B: Body,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let cap = usize::try_from(self.max_bytes).unwrap_or(usize::MAX);
+        let collected = Limited::new(body, cap).collect().await.map_err(|e| {
+            if e.is::<LengthLimitError>() {
+                self.too_large()
+            } else {
+                UploadError::Unreadable
+            }
+        })?;
+        Ok(collected.to_bytes().to_vec())
+    }
+}
