@@ -51,6 +51,8 @@ mod queue;
 mod rate;
 mod rows;
 mod sqlite;
+#[cfg(test)]
+mod stored_strings;
 mod tenants;
 mod users;
 
