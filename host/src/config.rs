@@ -1163,6 +1163,8 @@ fn apply_env_overrides(
             toml::Value::Boolean(value == "true")
         } else if let Ok(n) = value.parse::<i64>() {
             toml::Value::Integer(n)
+        } else if let Some(f) = decimal(&value) {
+            toml::Value::Float(f)
         } else {
             toml::Value::String(value)
         };
@@ -1194,9 +1196,34 @@ fn lenient_opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>,
     lenient_string(d).map(Some)
 }
 
+/// `17.5` (digits and one point, as the `*_seconds` keys take); not `inf` or `1e3`.
+fn decimal(value: &str) -> Option<f64> {
+    let plain = value.chars().all(|c| c.is_ascii_digit() || c == '.');
+    plain.then(|| value.parse().ok()).flatten()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn heartbeat_seconds_take_fractions_zero_and_env_overrides() {
+        let r = load("[realtime]\nheartbeat_interval_seconds = 0\nheartbeat_timeout_seconds = 7")
+            .unwrap()
+            .config
+            .realtime;
+        assert_eq!(
+            (r.heartbeat_interval_seconds, r.heartbeat_timeout_seconds),
+            (0.0, 7.0)
+        );
+        let env = [("POSTERN_REALTIME__HEARTBEAT_INTERVAL_SECONDS", "2.5")];
+        let r = load_env("", &env).unwrap().config.realtime;
+        assert_eq!(r.heartbeat_interval_seconds, 2.5);
+        let e = load("[realtime]\nheartbeat_timeout_seconds = 0.5").unwrap_err();
+        let e = e.to_string();
+        assert!(e.contains("realtime.heartbeat_timeout_seconds"), "{e}");
+        assert!(e.contains("0.5 is out of range; allowed 1..=3600"), "{e}");
+    }
 
     fn load(text: &str) -> Result<Loaded, ConfigError> {
         Config::from_toml(text, Source::Embedded, Vec::new())

@@ -135,7 +135,7 @@ impl Session {
     }
 
     /// As Meteor after a login: the user's own document on `users`
-    /// (Meteor's default fields; never the password or any secret), so
+    /// (`username`, `emails`, `name`; never the password or any secret), so
     /// clients such as `@rocket.chat/ddp-client` fill `account.user`.
     fn publish_user(&mut self, user: &UserRow) {
         if self.published.as_deref() == Some(user.id.as_str()) {
