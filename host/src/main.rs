@@ -145,113 +145,122 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Config {
             action: ConfigAction::Check,
-        } => {
-            // Building the channels checks what parsing cannot (ca_file,
-            // regexes, plugin files, compiled in memory) without any network
-            // traffic or writes.
-            let config = loaded.config;
-            let plugins = if config.channel.is_empty() {
-                None
-            } else {
-                let runtime = postern::plugin::PluginRuntime::new(&config.plugins, None)
-                    .map_err(|e| anyhow::anyhow!("[plugins]: {e}"))?;
-                match postern::plugin::FileChannelPlugins::load(&config, &runtime).await {
-                    Ok(p) => Some(p),
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        return Ok(ExitCode::from(2));
-                    }
-                }
-            };
-            let built = delivery::registry::file_channels(&config, &|c| match &plugins {
-                Some(p) => p.sender(c),
-                None => Ok::<_, String>(std::sync::Arc::new(NoSend(c.name.clone()))),
-            });
-            if let Err(e) = built {
-                eprintln!("error: {e}");
-                return Ok(ExitCode::from(2));
-            }
-            for k in &loaded.unknown_keys {
-                println!("warning: unknown key `{k}` ignored");
-            }
-            println!("{}: OK", loaded.source);
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Serve => {
-            init_logging(&loaded.config.server.log_format);
-            for k in &loaded.unknown_keys {
-                tracing::warn!(key = %k, "unknown config key ignored");
-            }
-            tracing::info!(source = %loaded.source, "config loaded");
-            let app = app::App::build(loaded.config).await?;
-            app::serve(app).await?;
-            Ok(ExitCode::SUCCESS)
-        }
+        } => config_check(loaded).await,
+        Command::Serve => serve(loaded).await,
         Command::SendTest {
             channel,
             to,
             tenant,
             max_wait,
         } => send_test(loaded.config, &channel, &to, &tenant, max_wait).await,
-        Command::Tenant { action } => {
-            let app = app::App::build(loaded.config).await?;
-            match action {
-                TenantAction::Create { name } => {
-                    let name = TenantName::parse(&name).map_err(anyhow::Error::msg)?;
-                    let key = crypto::random_token("ptk_");
-                    match app
-                        .store
-                        .create_tenant(
-                            name.as_str(),
-                            Some(&crypto::sha256_hex(key.as_bytes())),
-                            app.clock.now_ms(),
-                        )
-                        .await
-                    {
-                        Ok(()) => {
-                            println!("tenant `{name}` created");
-                            println!("API key (shown once, stored hashed): {key}");
-                            Ok(ExitCode::SUCCESS)
-                        }
-                        Err(store::StoreError::Conflict) => {
-                            eprintln!("error: tenant `{name}` already exists");
-                            Ok(ExitCode::from(1))
-                        }
-                        Err(e) => Err(e.into()),
-                    }
-                }
-                TenantAction::List => {
-                    for t in app.store.list_tenants().await? {
-                        println!("{}\t{}", t.name, store::rfc3339(t.created_at));
-                    }
-                    Ok(ExitCode::SUCCESS)
-                }
-            }
-        }
+        Command::Tenant { action } => tenant_task(loaded.config, action).await,
         Command::Plugin {
             action: PluginAction::Check { file },
-        } => match postern::plugin::check_file(&loaded.config.plugins, &file).await {
-            Ok(report) => {
-                print!("{report}");
-                Ok(ExitCode::SUCCESS)
-            }
-            Err(reason) => {
-                eprintln!("error: {reason}");
-                Ok(ExitCode::from(1))
-            }
-        },
+        } => plugin_check(&loaded.config, &file).await,
         Command::AdminToken {
             action: AdminTokenAction::Rotate,
-        } => {
-            let app = app::App::build(loaded.config).await?;
-            if app.config.server.admin_token.is_some() {
-                eprintln!("note: server.admin_token is set in the config and takes precedence");
+        } => rotate_admin_token(loaded.config).await,
+    }
+}
+
+/// `postern config check`. Building the channels checks what parsing cannot
+/// (ca_file, regexes, plugin files, compiled in memory) without any network
+/// traffic or writes.
+async fn config_check(loaded: config::Loaded) -> Result<ExitCode> {
+    let config = loaded.config;
+    let plugins = if config.channel.is_empty() {
+        None
+    } else {
+        let runtime = postern::plugin::PluginRuntime::new(&config.plugins, None)
+            .map_err(|e| anyhow::anyhow!("[plugins]: {e}"))?;
+        match postern::plugin::FileChannelPlugins::load(&config, &runtime).await {
+            Ok(p) => Some(p),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(ExitCode::from(2));
             }
-            let token = app.rotate_admin_token().await?;
-            println!("new admin token (shown once, stored hashed): {token}");
+        }
+    };
+    let built = delivery::file_channels::file_channels(&config, &|c| match &plugins {
+        Some(p) => p.sender(c),
+        None => Ok::<_, String>(std::sync::Arc::new(NoSend(c.name.clone()))),
+    });
+    if let Err(e) = built {
+        eprintln!("error: {e}");
+        return Ok(ExitCode::from(2));
+    }
+    for k in &loaded.unknown_keys {
+        println!("warning: unknown key `{k}` ignored");
+    }
+    println!("{}: OK", loaded.source);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(loaded: config::Loaded) -> Result<ExitCode> {
+    init_logging(&loaded.config.server.log_format);
+    for k in &loaded.unknown_keys {
+        tracing::warn!(key = %k, "unknown config key ignored");
+    }
+    tracing::info!(source = %loaded.source, "config loaded");
+    let app = app::App::build(loaded.config).await?;
+    app::serve(app).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn tenant_task(config: Config, action: TenantAction) -> Result<ExitCode> {
+    let app = app::App::build(config).await?;
+    match action {
+        TenantAction::Create { name } => {
+            let name = TenantName::parse(&name).map_err(anyhow::Error::msg)?;
+            let key = crypto::random_token("ptk_");
+            let key_hash = crypto::sha256_hex(key.as_bytes());
+            match app
+                .store
+                .create_tenant(name.as_str(), Some(&key_hash), app.clock.now_ms())
+                .await
+            {
+                Ok(()) => {
+                    println!("tenant `{name}` created");
+                    println!("API key (shown once, stored hashed): {key}");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(store::StoreError::Conflict) => {
+                    eprintln!("error: tenant `{name}` already exists");
+                    Ok(ExitCode::from(1))
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+        TenantAction::List => {
+            for t in app.store.list_tenants().await? {
+                println!("{}\t{}", t.name, store::rfc3339(t.created_at));
+            }
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+async fn plugin_check(config: &Config, file: &std::path::Path) -> Result<ExitCode> {
+    match postern::plugin::check_file(&config.plugins, file).await {
+        Ok(report) => {
+            print!("{report}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(reason) => {
+            eprintln!("error: {reason}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+async fn rotate_admin_token(config: Config) -> Result<ExitCode> {
+    let app = app::App::build(config).await?;
+    if app.config.server.admin_token.is_some() {
+        eprintln!("note: server.admin_token is set in the config and takes precedence");
+    }
+    let token = app.rotate_admin_token().await?;
+    println!("new admin token (shown once, stored hashed): {token}");
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Stands in for plugin senders during `config check`.
@@ -301,6 +310,17 @@ async fn send_test(
         })
         .await
         .context("send-test")?;
+    follow(&app, &tenant, record, max_wait).await
+}
+
+/// Prints each attempt of a `send-test` delivery, working it from this
+/// process until it ends or `max_wait` seconds pass.
+async fn follow(
+    app: &app::App,
+    tenant: &TenantName,
+    record: store::DeliveryRecord,
+    max_wait: u64,
+) -> Result<ExitCode> {
     let id = record.id.clone();
     let mut printed = 0;
     let deadline = std::time::Instant::now() + Duration::from_secs(max_wait);

@@ -39,7 +39,7 @@ impl<'de> Deserialize<'de> for Secret {
     /// Accepts strings, and also numbers and booleans: an environment override
     /// such as `POSTERN_SMTP__AUTH_PASSWORD=123456` arrives as a number.
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        crate::config::lenient_string(d).map(Secret)
+        crate::config::lenient::lenient_string(d).map(Secret)
     }
 }
 

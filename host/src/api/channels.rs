@@ -5,15 +5,13 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, TenantAccess};
-use crate::config::SendToType;
-use crate::delivery::tenant_channels::{self, ChannelSpec};
+use crate::delivery::tenant_channels::save::{ChannelPut, TenantChannels};
 use crate::domain::ChannelName;
 use crate::store::{ChannelRow, rfc3339};
 
@@ -79,106 +77,17 @@ pub async fn put(
     ApiPath(p): ApiPath<NameParam>,
     ApiJson(b): ApiJson<PutChannel>,
 ) -> Result<Json<Value>, ApiError> {
-    let name = parse_name(&p.name)?;
-    if state.registry.is_file_channel(&access.tenant, &name) {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "error-conflict",
-            format!("`{name}` is defined in the config file"),
-        )
-        .with_details(json!({ "field": "name" })));
-    }
-    let existing = state
-        .store
-        .channels(Some(access.tenant.as_str()))
-        .await?
-        .into_iter()
-        .find(|c| c.name == name.as_str());
-    let secrets = match (b.secrets, &existing) {
-        (Some(s), _) => s,
-        (None, Some(row)) => {
-            tenant_channels::from_row(row, &state.keys)
-                .map_err(ApiError::internal)?
-                .secrets
-        }
-        (None, None) => BTreeMap::new(),
-    };
-    let send_to_type = match b.send_to_type.as_deref() {
-        None => None,
-        Some("none") => Some(SendToType::None),
-        Some("email") => Some(SendToType::Email),
-        Some("regex") => Some(SendToType::Regex),
-        Some(_) => {
-            return Err(ApiError::invalid_params(
-                "sendToType",
-                "sendToType must be none, email or regex",
-            ));
-        }
-    };
-    if let Some(f) = &b.fallback {
-        let Some(first) = state.registry.get(&access.tenant, f) else {
-            return Err(ApiError::invalid_params(
-                "fallback",
-                format!("no channel named `{f}`"),
-            ));
-        };
-        // Follow the chain: it must not lead back here.
-        let mut next = first.fallback.clone();
-        let mut chain = vec![name.to_string(), f.clone()];
-        while let Some(n) = next {
-            chain.push(n.to_string());
-            if n == name || chain.len() > 64 {
-                return Err(ApiError::invalid_params(
-                    "fallback",
-                    format!("fallbacks would form a cycle: {}", chain.join(" → ")),
-                ));
-            }
-            next = state
-                .registry
-                .get(&access.tenant, n.as_str())
-                .and_then(|c| c.fallback.clone());
-        }
-    }
-    let spec = ChannelSpec {
+    let put = ChannelPut {
         kind: b.kind,
         config: b.config,
-        secrets,
+        secrets: b.secrets,
         plugin: b.plugin,
         allowed_hosts: b.allowed_hosts,
-        send_to_type,
+        send_to_type: b.send_to_type,
         send_to_regex: b.send_to_regex,
         fallback: b.fallback,
     };
-    let channel = tenant_channels::build(
-        access.tenant.as_str(),
-        &name,
-        &spec,
-        &state.config,
-        &state.plugins,
-    )
-    .map_err(|e| ApiError::invalid_params(&e.field, format!("`{}`: {}", e.field, e.message)))?;
-    let now = state.clock.now_ms();
-    let row = tenant_channels::to_row(
-        access.tenant.as_str(),
-        name.as_str(),
-        &spec,
-        &state.keys,
-        existing.as_ref().map(|r| r.created_at).unwrap_or(now),
-        now,
-    );
-    state.store.put_channel(&row).await?;
-    state.registry.set_tenant_channel(&access.tenant, channel);
-    state
-        .store
-        .audit(
-            access.tenant.as_str(),
-            "api",
-            "channel.put",
-            Some(name.as_str()),
-            Some(&format!("kind={}", spec.kind)),
-            now,
-        )
-        .await?;
+    let row = channels(&state).save(&access.tenant, &p.name, put).await?;
     Ok(Json(json!({ "success": true, "channel": view_row(&row) })))
 }
 
@@ -236,44 +145,17 @@ pub async fn delete(
     access: TenantAccess,
     ApiPath(p): ApiPath<NameParam>,
 ) -> Result<Json<Value>, ApiError> {
-    let name = parse_name(&p.name)?;
-    if state.registry.is_file_channel(&access.tenant, &name) {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "error-conflict",
-            format!("`{name}` is defined in the config file"),
-        ));
-    }
-    if let Some(user) = state
-        .registry
-        .list(&access.tenant)
-        .iter()
-        .find(|c| c.fallback.as_ref() == Some(&name))
-    {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "error-conflict",
-            format!("channel `{}` falls back to `{name}`", user.name),
-        ));
-    }
-    if !state
-        .store
-        .delete_channel(access.tenant.as_str(), name.as_str())
-        .await?
-    {
-        return Err(ApiError::not_found("No such channel"));
-    }
-    state.registry.remove_tenant_channel(&access.tenant, &name);
-    state
-        .store
-        .audit(
-            access.tenant.as_str(),
-            "api",
-            "channel.delete",
-            Some(name.as_str()),
-            None,
-            state.clock.now_ms(),
-        )
-        .await?;
+    channels(&state).remove(&access.tenant, &p.name).await?;
     Ok(Json(json!({ "success": true })))
+}
+
+fn channels(state: &AppState) -> TenantChannels<'_> {
+    TenantChannels {
+        store: state.store.as_ref(),
+        keys: &state.keys,
+        registry: &state.registry,
+        config: &state.config,
+        plugins: &state.plugins,
+        clock: state.clock.as_ref(),
+    }
 }

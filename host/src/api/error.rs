@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 use crate::delivery::queue::QueueError;
+use crate::delivery::tenant_channels::save::ChannelError;
 use crate::plugin::upload::UploadError;
 use crate::store::StoreError;
 use crate::twofa::{LoginError, TwoFaError};
@@ -247,6 +248,24 @@ impl From<UploadError> for ApiError {
                 ApiError::unavailable(format!("The plugin could not be compiled now: {e}"))
             }
             UploadError::Store(e) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<ChannelError> for ApiError {
+    fn from(e: ChannelError) -> Self {
+        match e {
+            ChannelError::Invalid { field, message } => ApiError::invalid_params(&field, message),
+            ChannelError::Conflict { message, field } => {
+                let e = ApiError::new(StatusCode::CONFLICT, "error-conflict", message);
+                match field {
+                    Some(f) => e.with_details(json!({ "field": f })),
+                    None => e,
+                }
+            }
+            ChannelError::NotFound => ApiError::not_found("No such channel"),
+            ChannelError::Internal(m) => ApiError::internal(m),
+            ChannelError::Store(e) => e.into(),
         }
     }
 }

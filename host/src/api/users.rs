@@ -212,12 +212,8 @@ pub struct SetTwoFactor {
 
 /// The method `two_fa_token_delivery` names, as a channel name.
 fn default_method(state: &AppState) -> Option<String> {
-    let d = state.config.api.two_fa_token_delivery.as_deref()?;
-    Some(match d {
-        "smtp" | "email" => "email".into(),
-        url if url.starts_with("http://") || url.starts_with("https://") => "url".into(),
-        other => other.strip_prefix("plugin:").unwrap_or(other).to_string(),
-    })
+    let d = state.config.api.two_fa_token_delivery.as_ref()?;
+    Some(d.channel_name().to_string())
 }
 
 #[utoipa::path(post, path = "/t/{tenant}/api/v1/users.setTwoFactor", tag = "users", params(("tenant" = String, Path, description = "Tenant name; /api/v1/… is the `default` tenant")), request_body = SetTwoFactor, security(("bearer" = [])), responses((status = 200, description = "{success, user}"), (status = 400, body = super::error::ErrorBody), (status = 429, body = super::error::ErrorBody, description = "Rate limited; see Retry-After")))]

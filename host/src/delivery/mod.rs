@@ -1,18 +1,59 @@
 //! Delivering a code: the [`Sender`] trait every channel implements, the
-//! outcome classes, the channel registry and the durable queue.
+//! outcome classes, the channel kinds, the registry and the durable queue.
 //!
 //! A sender knows its protocol and nothing about 2FA rules; the queue knows
 //! retries and fallbacks and nothing about protocols.
+//!
+//! # One folder per channel kind
+//!
+//! Each [`kind::ChannelKind`] has a folder holding everything about it:
+//! `config.rs` (its keys, their checks, the secret names a tenant channel
+//! takes) and `mod.rs` (its [`Sender`]; `Kind`, its [`spec::KindAdapter`]
+//! for `PUT /channels`; `file_channel` where the config file has a section
+//! of that kind): `smtp/`, `pushover/`, `url/`, `sms_http/`, `sms_smtp/`,
+//! `plugin/` (the kind's config and checks; the wasmtime runtime is
+//! `crate::plugin`). A file channel and a tenant channel of one kind are
+//! built by the same constructor with a [`BuildContext`]; they differ only
+//! in where the settings come from ([`file_channels`] reads the file's
+//! sections, [`tenant_channels`] a tenant's spec) and in `public_only`.
+//!
+//! Adding a kind (say `smpp`):
+//! 1. a folder `delivery/smpp/`: `config.rs` with an `SmppConfig` struct
+//!    (serde, the key names), its `validate` and `SECRET_KEYS`; `mod.rs`
+//!    with `SmppSender: Sender` built from `(&SmppConfig, &BuildContext)`
+//!    and `pub struct Kind` implementing [`spec::KindAdapter`] (wire name,
+//!    secret names, `sender`: `spec.typed()` the config, check it, build);
+//!    and `pub mod smpp;` below;
+//! 2. a variant `ChannelKind::Smpp`, its entry in `ChannelKind::ALL` and its
+//!    arm in `ChannelKind::adapter` (`delivery/kind.rs`).
+//!
+//! Tenants can then `PUT` it; the store, the API and the queue need
+//! nothing. Only a kind the config file should offer too needs a section:
+//! a field in `config::Config`, validated in `Config::validate`, and a
+//! `file_channel` call in [`file_channels`].
+//!
+//! Other files: [`registry`] (channels by name), [`fallback`] (the one
+//! fallback-graph check, for the file and the API), [`recipient`]
+//! (`send_to_type` rules), [`spec`] (a tenant's kind settings and the
+//! checks kinds share), [`sms_gateway`] (privacyIDEA's table shared by the
+//! two SMS kinds), [`http`] and [`template`] (helpers of the senders),
+//! [`queue`] and [`retry`].
 
+pub mod fallback;
+pub mod file_channels;
 pub mod http;
+pub mod kind;
+pub mod plugin;
 pub mod pushover;
 pub mod queue;
 pub mod recipient;
 pub mod registry;
 pub mod retry;
+pub mod sms_gateway;
 pub mod sms_http;
 pub mod sms_smtp;
 pub mod smtp;
+pub mod spec;
 pub mod template;
 pub mod tenant_channels;
 pub mod url;
@@ -45,6 +86,26 @@ impl fmt::Debug for Message {
             .field("ttl_seconds", &self.ttl_seconds)
             .field("username", &self.username)
             .finish_non_exhaustive()
+    }
+}
+
+/// What every sender is built with, wherever its channel is defined.
+#[derive(Debug, Clone, Copy)]
+pub struct BuildContext<'a> {
+    /// `server.base_url`, for templates and the URL form.
+    pub base_url: Option<&'a str>,
+    /// Dial only public addresses: tenant channels, unless the operator
+    /// allows private networks.
+    pub public_only: bool,
+}
+
+impl<'a> BuildContext<'a> {
+    /// The config file's channels: the operator's own, any address.
+    pub fn file(base_url: Option<&'a str>) -> Self {
+        Self {
+            base_url,
+            public_only: false,
+        }
     }
 }
 

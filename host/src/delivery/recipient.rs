@@ -1,9 +1,30 @@
 //! A channel's rule for send-to values (`none | email | regex`).
 
 use regex::Regex;
+use serde::Deserialize;
 
-use crate::config::SendToType;
 use crate::domain::EmailAddress;
+
+/// rport's `two_fa_send_to_type` (and a channel's `send_to_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SendToType {
+    #[default]
+    None,
+    Email,
+    Regex,
+}
+
+impl SendToType {
+    /// The wire name: `none`, `email` or `regex`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Email => "email",
+            Self::Regex => "regex",
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub enum RecipientRule {

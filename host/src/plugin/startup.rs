@@ -54,7 +54,7 @@ impl FileChannelPlugins {
         })
     }
 
-    /// The factory `delivery::registry::file_channels` takes.
+    /// The factory `delivery::file_channels::file_channels` takes.
     pub fn sender(&self, c: &ChannelConfig) -> Result<Arc<dyn Sender>, String> {
         self.senders
             .get(&c.name)

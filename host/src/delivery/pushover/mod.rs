@@ -1,13 +1,24 @@
-//! Pushover: a form POST to `api_url` (https://pushover.net/api).
+//! The `pushover` kind: a form POST to `api_url` (https://pushover.net/api).
+//! [`config`] holds its keys; this file the sender and the adapters.
 
+pub mod config;
+
+/// The kind's wire name.
+pub const NAME: &str = "pushover";
+
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 
+use self::config::{PushoverConfig, SECRET_KEYS};
 use super::http::{self, ClientOptions};
+use super::recipient::RecipientRule;
+use super::registry::Channel;
+use super::spec::{KindAdapter, KindSpec, SpecError, TenantContext, check_timeout, check_url, err};
 use super::template::{html_escape, human_ttl, plain_field};
-use super::{Message, SendOutcome, Sender};
-use crate::config::PushoverConfig;
+use super::{BuildContext, Message, SendOutcome, Sender};
+use crate::domain::ChannelName;
 use crate::secret::Secret;
 
 pub struct PushoverSender {
@@ -18,13 +29,13 @@ pub struct PushoverSender {
 }
 
 impl PushoverSender {
-    pub fn new(c: &PushoverConfig, public_only: bool) -> Result<Self, String> {
+    pub fn new(c: &PushoverConfig, ctx: &BuildContext<'_>) -> Result<Self, String> {
         Ok(Self {
             client: http::client(ClientOptions {
                 timeout: Duration::from_secs(c.timeout_seconds),
                 check_ssl: true,
                 proxy: None,
-                public_only,
+                public_only: ctx.public_only,
             })?,
             api_url: c.api_url.clone(),
             api_token: c.api_token.clone(),
@@ -41,7 +52,7 @@ pub fn is_user_key(s: &str) -> bool {
 #[async_trait]
 impl Sender for PushoverSender {
     fn kind(&self) -> &'static str {
-        "pushover"
+        NAME
     }
 
     async fn validate_recipient(&self, send_to: &str) -> Result<(), String> {
@@ -94,5 +105,48 @@ impl Sender for PushoverSender {
         }
         SendOutcome::delivered(format!("HTTP {status}"))
             .with_provider_id(parsed["request"].as_str().map(str::to_string))
+    }
+}
+
+/// The `pushover` channel of the config file's `[pushover]`.
+pub fn file_channel(
+    p: &PushoverConfig,
+    rule: RecipientRule,
+    ctx: &BuildContext<'_>,
+) -> Result<Channel, String> {
+    Ok(Channel {
+        name: ChannelName::parse("pushover")?,
+        sender: Arc::new(PushoverSender::new(p, ctx).map_err(|e| format!("[pushover]: {e}"))?),
+        rule,
+        fallback: None,
+        secrets: vec![p.api_token.clone()],
+    })
+}
+
+/// The tenant adapter of the `pushover` kind.
+pub struct Kind;
+
+impl KindAdapter for Kind {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn secret_keys(&self) -> Option<&'static [&'static str]> {
+        Some(SECRET_KEYS)
+    }
+
+    fn sender(
+        &self,
+        spec: &KindSpec,
+        ctx: &TenantContext<'_>,
+    ) -> Result<Arc<dyn Sender>, SpecError> {
+        let p: PushoverConfig = spec.typed(self.name(), &[])?;
+        if p.api_token.is_empty() {
+            return Err(err("secrets.api_token", "is required"));
+        }
+        check_url(&p.api_url, "config.api_url", ctx.build.public_only)?;
+        check_timeout(p.timeout_seconds)?;
+        let sender = PushoverSender::new(&p, &ctx.build).map_err(|m| err("config", m))?;
+        Ok(Arc::new(sender))
     }
 }

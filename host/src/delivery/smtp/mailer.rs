@@ -1,19 +1,19 @@
-//! Email through lettre: implicit TLS (`secure = true`), STARTTLS
-//! (`opportunistic | required | off`), AUTH when credentials are set.
+//! A mail relay through lettre: implicit TLS (`secure = true`), STARTTLS
+//! (`opportunistic | required | off`), AUTH when credentials are set. Used by
+//! the `smtp` kind and by `sms-smtp`.
 
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use lettre::message::{Mailbox, MultiPart, SinglePart, header::ContentType};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
-use super::template::{html_escape, human_ttl, plain_field, render};
-use super::{Message, SendOutcome, Sender};
-use crate::config::{SmtpConfig, StartTls};
+use super::config::{SmtpConfig, StartTls};
+use crate::delivery::SendOutcome;
+use crate::delivery::template::plain_field;
 use crate::domain::EmailAddress;
 
 /// A configured mail relay: knows how to hand one message to the server.
@@ -223,66 +223,5 @@ fn classify(e: &lettre::transport::smtp::Error) -> SendOutcome {
     } else {
         // 4xx, timeouts, refused or dropped connections.
         SendOutcome::transient(detail)
-    }
-}
-
-/// The `email` channel: renders the subject and body templates.
-pub struct SmtpSender {
-    mailer: Mailer,
-    subject: String,
-    body: String,
-    base_url: String,
-}
-
-impl SmtpSender {
-    pub fn new(c: &SmtpConfig, base_url: Option<&str>, public_only: bool) -> Result<Self, String> {
-        Ok(Self {
-            mailer: Mailer::new(c, public_only)?,
-            subject: c.subject.clone(),
-            body: c.body.clone(),
-            base_url: base_url.unwrap_or_default().to_string(),
-        })
-    }
-}
-
-#[async_trait]
-impl Sender for SmtpSender {
-    fn kind(&self) -> &'static str {
-        "smtp"
-    }
-
-    async fn validate_recipient(&self, send_to: &str) -> Result<(), String> {
-        EmailAddress::parse(send_to).map(|_| ())
-    }
-
-    async fn send(&self, m: &Message) -> SendOutcome {
-        // User agent and IP are untrusted: one line of plain text, and
-        // HTML-escaped in the HTML part.
-        let fields = [
-            ("code", m.code.clone()),
-            ("ttl", human_ttl(m.ttl_seconds)),
-            ("username", plain_field(Some(&m.username))),
-            ("base_url", self.base_url.clone()),
-            ("user_agent", plain_field(m.user_agent.as_deref())),
-            ("remote_address", plain_field(m.remote_address.as_deref())),
-        ];
-        let plain: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let escaped: Vec<(&str, String)> =
-            fields.iter().map(|(k, v)| (*k, html_escape(v))).collect();
-        let html: Vec<(&str, &str)> = escaped.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let subject = render(&self.subject, &plain);
-        let text = render(&self.body, &plain);
-        // html_escape leaves `{tag}` intact, so tags are filled after escaping the template.
-        let html_body = format!(
-            "<html><body><pre style=\"font-family:sans-serif\">{}</pre></body></html>",
-            render(&html_escape(&self.body), &html)
-        );
-        self.mailer
-            .send(&m.send_to, &subject, text, Some(html_body))
-            .await
-    }
-
-    async fn check_health(&self) -> Option<Result<(), String>> {
-        Some(self.mailer.probe().await)
     }
 }

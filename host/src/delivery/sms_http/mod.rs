@@ -5,17 +5,27 @@
 //! Tags: `{otp}` is the code, `{phone}` the send-to after `regexp`, `{text}`
 //! the whole message (postern addition; privacyIDEA's `{otp}` is the rendered
 //! text, which is what `{text}` gives).
+//!
+//! [`config`] checks its keys (the table is `super::sms_gateway`'s); this
+//! file holds the sender and the tenant adapter.
+
+pub mod config;
+
+/// The kind's wire name.
+pub const NAME: &str = "sms-http";
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
 use super::http::{self, ClientOptions};
+use super::sms_gateway::{PhoneRewrite, SmsGatewayConfig};
+use super::spec::{KindAdapter, KindSpec, SpecError, TenantContext, check_url, err};
 use super::template::render;
-use super::{Message, OutcomeClass, SendOutcome, Sender};
-use crate::config::{PhoneRewrite, SmsGatewayConfig};
+use super::{BuildContext, Message, OutcomeClass, SendOutcome, Sender};
 use crate::secret::Secret;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,7 +49,7 @@ pub struct SmsHttpSender {
 }
 
 impl SmsHttpSender {
-    pub fn new(g: &SmsGatewayConfig, public_only: bool) -> Result<Self, String> {
+    pub fn new(g: &SmsGatewayConfig, ctx: &BuildContext<'_>) -> Result<Self, String> {
         let to_json = |m: &BTreeMap<String, toml::Value>| -> Result<_, String> {
             m.iter()
                 .map(|(k, v)| {
@@ -69,7 +79,7 @@ impl SmsHttpSender {
                 timeout: Duration::from_secs(g.timeout_seconds),
                 check_ssl: g.check_ssl,
                 proxy: Some(&g.proxy),
-                public_only,
+                public_only: ctx.public_only,
             })?,
             url: g.url.clone(),
             encoding,
@@ -80,11 +90,7 @@ impl SmsHttpSender {
                 .map(|u| (u, g.password.clone())),
             return_success: g.return_success.clone(),
             return_fail: g.return_fail.clone(),
-            rewrite: if g.regexp.is_empty() {
-                None
-            } else {
-                Some(PhoneRewrite::parse(&g.regexp)?)
-            },
+            rewrite: PhoneRewrite::parse_optional(&g.regexp)?,
             parameters: to_json(&g.parameters)?,
             options: to_json(&g.options)?,
             headers,
@@ -126,7 +132,7 @@ fn as_text(v: &serde_json::Value) -> String {
 #[async_trait]
 impl Sender for SmsHttpSender {
     fn kind(&self) -> &'static str {
-        "sms-http"
+        NAME
     }
 
     async fn send(&self, m: &Message) -> SendOutcome {
@@ -182,6 +188,37 @@ impl Sender for SmsHttpSender {
     }
 }
 
+/// The tenant adapter of the `sms-http` kind.
+pub struct Kind;
+
+impl KindAdapter for Kind {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn secret_keys(&self) -> Option<&'static [&'static str]> {
+        Some(config::SECRET_KEYS)
+    }
+
+    fn sender(
+        &self,
+        spec: &KindSpec,
+        ctx: &TenantContext<'_>,
+    ) -> Result<Arc<dyn Sender>, SpecError> {
+        let g: SmsGatewayConfig = spec.typed(
+            self.name(),
+            &[
+                ("kind", serde_json::Value::String("http".into())),
+                ("name", serde_json::Value::String(ctx.name.to_string())),
+            ],
+        )?;
+        config::validate(&g, "config")?;
+        check_url(&g.url, "config.url", ctx.build.public_only)?;
+        let sender = SmsHttpSender::new(&g, &ctx.build).map_err(|m| err("config", m))?;
+        Ok(Arc::new(sender))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,7 +240,7 @@ mod tests {
             .insert("to".into(), toml::Value::String("[\"{phone}\"]".into()));
         g.options
             .insert("otp".into(), toml::Value::String("{otp}".into()));
-        SmsHttpSender::new(&g, false).unwrap()
+        SmsHttpSender::new(&g, &BuildContext::file(None)).unwrap()
     }
 
     #[test]

@@ -1,14 +1,27 @@
-//! URL delivery: rport's form POST (`email`, `token`, `ttl`, `user_agent`,
+//! The `url` kind: rport's form POST (`email`, `token`, `ttl`, `user_agent`,
 //! `remote_address`, `url`) plus an `X-Postern-Signature` HMAC header.
+//! [`config`] holds its keys; this file the sender and the adapters.
 
+pub mod config;
+
+/// The kind's wire name.
+pub const NAME: &str = "url";
+
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use self::config::{SECRET_KEYS, UrlConfig};
 use super::http::{self, ClientOptions};
-use super::{Message, SendOutcome, Sender};
+use super::recipient::RecipientRule;
+use super::registry::Channel;
+use super::spec::{KindAdapter, KindSpec, SpecError, TenantContext, check_timeout, check_url, err};
+use super::{BuildContext, Message, SendOutcome, Sender};
+use crate::config::api::ApiConfig;
+use crate::domain::ChannelName;
 use crate::secret::Secret;
 
 pub struct UrlSender {
@@ -19,23 +32,17 @@ pub struct UrlSender {
 }
 
 impl UrlSender {
-    pub fn new(
-        url: &str,
-        base_url: &str,
-        signing_secret: Option<Secret>,
-        timeout: Duration,
-        public_only: bool,
-    ) -> Result<Self, String> {
+    pub fn new(c: &UrlConfig, ctx: &BuildContext<'_>) -> Result<Self, String> {
         Ok(Self {
             client: http::client(ClientOptions {
-                timeout,
+                timeout: Duration::from_secs(c.timeout_seconds),
                 check_ssl: true,
                 proxy: None,
-                public_only,
+                public_only: ctx.public_only,
             })?,
-            url: url.to_string(),
-            base_url: base_url.to_string(),
-            signing_secret,
+            url: c.url.clone(),
+            base_url: ctx.base_url.unwrap_or_default().to_string(),
+            signing_secret: c.signing_secret.clone(),
         })
     }
 }
@@ -54,7 +61,7 @@ pub fn signature(secret: &str, unix: i64, body: &[u8]) -> String {
 #[async_trait]
 impl Sender for UrlSender {
     fn kind(&self) -> &'static str {
-        "url"
+        NAME
     }
 
     async fn send(&self, m: &Message) -> SendOutcome {
@@ -90,6 +97,52 @@ impl Sender for UrlSender {
         let status = resp.status();
         let body = http::read_body(resp).await.unwrap_or_default();
         http::status_outcome(status, &body)
+    }
+}
+
+/// The config file's `url` channel: `[api]` names the URL and its secret.
+pub fn file_channel(
+    url: &str,
+    api: &ApiConfig,
+    rule: RecipientRule,
+    ctx: &BuildContext<'_>,
+) -> Result<Channel, String> {
+    let c = UrlConfig {
+        url: url.to_string(),
+        signing_secret: api.two_fa_url_signing_secret.clone(),
+        timeout_seconds: api.url_timeout_seconds,
+    };
+    Ok(Channel {
+        name: ChannelName::parse("url")?,
+        sender: Arc::new(UrlSender::new(&c, ctx)?),
+        rule,
+        fallback: None,
+        secrets: c.signing_secret.into_iter().collect(),
+    })
+}
+
+/// The tenant adapter of the `url` kind.
+pub struct Kind;
+
+impl KindAdapter for Kind {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn secret_keys(&self) -> Option<&'static [&'static str]> {
+        Some(SECRET_KEYS)
+    }
+
+    fn sender(
+        &self,
+        spec: &KindSpec,
+        ctx: &TenantContext<'_>,
+    ) -> Result<Arc<dyn Sender>, SpecError> {
+        let c: UrlConfig = spec.typed(self.name(), &[])?;
+        check_url(&c.url, "config.url", ctx.build.public_only)?;
+        check_timeout(c.timeout_seconds)?;
+        let sender = UrlSender::new(&c, &ctx.build).map_err(|m| err("config", m))?;
+        Ok(Arc::new(sender))
     }
 }
 

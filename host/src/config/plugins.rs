@@ -1,0 +1,65 @@
+//! `[plugins]`: the sandbox limits every plugin runs under.
+
+use serde::Deserialize;
+
+use super::check::{ConfigError, check_range};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct PluginsConfig {
+    pub max_upload_bytes: u64,
+    pub memory_limit_bytes: u64,
+    pub cpu_budget_ms: u64,
+    pub wall_timeout_ms: u64,
+    pub max_http_requests: u32,
+    pub max_http_response_bytes: u64,
+    pub max_log_bytes: u64,
+    pub allow_private_networks: bool,
+}
+
+impl Default for PluginsConfig {
+    fn default() -> Self {
+        Self {
+            max_upload_bytes: 10 * 1024 * 1024,
+            memory_limit_bytes: 32 * 1024 * 1024,
+            cpu_budget_ms: 100,
+            wall_timeout_ms: 10_000,
+            max_http_requests: 8,
+            max_http_response_bytes: 1024 * 1024,
+            max_log_bytes: 64 * 1024,
+            allow_private_networks: false,
+        }
+    }
+}
+
+impl PluginsConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_range(
+            "plugins.max_upload_bytes",
+            self.max_upload_bytes,
+            1024..=256 << 20,
+        )?;
+        check_range(
+            "plugins.memory_limit_bytes",
+            self.memory_limit_bytes,
+            1 << 20..=4 << 30,
+        )?;
+        check_range("plugins.cpu_budget_ms", self.cpu_budget_ms, 1..=60_000)?;
+        check_range(
+            "plugins.wall_timeout_ms",
+            self.wall_timeout_ms,
+            100..=300_000,
+        )?;
+        check_range(
+            "plugins.max_http_requests",
+            self.max_http_requests as u64,
+            0..=1000,
+        )?;
+        check_range(
+            "plugins.max_http_response_bytes",
+            self.max_http_response_bytes,
+            1024..=256 << 20,
+        )?;
+        check_range("plugins.max_log_bytes", self.max_log_bytes, 256..=16 << 20)
+    }
+}
