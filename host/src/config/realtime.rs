@@ -16,8 +16,9 @@ pub struct RealtimeConfig {
     pub max_message_bytes: u64,
     /// A connection that sends nothing (not even a ping) for this long is closed.
     pub idle_timeout_seconds: u64,
-    /// Meteor's server heartbeat: a quiet connection is pinged after the
-    /// interval (0: never) and closed if the ping is unanswered for the timeout.
+    /// Meteor's server heartbeat (its `Server` defaults, 15 s / 15 s): a quiet
+    /// connection is pinged after the interval (0: never) and closed if the
+    /// ping is unanswered for the timeout.
     pub heartbeat_interval_seconds: f64,
     pub heartbeat_timeout_seconds: f64,
     /// Calls of one method per `method_window_seconds` (Rocket.Chat's DDP
@@ -33,7 +34,7 @@ impl Default for RealtimeConfig {
             max_connections_per_ip: 500,
             max_message_bytes: 64 * 1024,
             idle_timeout_seconds: 60,
-            heartbeat_interval_seconds: 17.5,
+            heartbeat_interval_seconds: 15.0,
             heartbeat_timeout_seconds: 15.0,
             calls_per_method: 10,
             method_window_seconds: 10,

@@ -89,13 +89,13 @@ mod tests {
         let t0 = Instant::now();
         let mut h = Heartbeat::new(secs(60.0), secs(15.0), t0);
         assert_eq!(h.next(), (t0 + secs(60.0), Due::Idle));
-        h.start(secs(17.5));
-        assert_eq!(h.next(), (t0 + secs(17.5), Due::Ping));
-        h.pinged(t0 + secs(17.5));
-        assert_eq!(h.next(), (t0 + secs(32.5), Due::Unanswered));
+        h.start(secs(15.0));
+        assert_eq!(h.next(), (t0 + secs(15.0), Due::Ping));
+        h.pinged(t0 + secs(15.0));
+        assert_eq!(h.next(), (t0 + secs(30.0), Due::Unanswered));
         // The pong (or any frame) answers; the next ping is an interval later.
-        h.seen(t0 + secs(20.0));
-        assert_eq!(h.next(), (t0 + secs(37.5), Due::Ping));
+        h.seen(t0 + secs(17.5));
+        assert_eq!(h.next(), (t0 + secs(32.5), Due::Ping));
     }
 
     #[test]

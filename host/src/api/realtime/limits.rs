@@ -46,8 +46,9 @@ impl Default for Limits {
             max_refused: 10,
             max_frames: 200,
             idle_timeout: Duration::from_secs(60),
-            // Meteor's `heartbeatInterval` / `heartbeatTimeout`.
-            heartbeat_interval: Duration::from_millis(17_500),
+            // Meteor's server `heartbeatInterval` / `heartbeatTimeout`
+            // (17.5 s / 15 s are its client's).
+            heartbeat_interval: Duration::from_secs(15),
             heartbeat_timeout: Duration::from_secs(15),
             send_timeout: Duration::from_secs(10),
         }
