@@ -164,6 +164,31 @@ pub trait Cols {
     fn opt_bytes(&self, i: usize) -> Result<Option<Vec<u8>>>;
     /// A boolean column (`BOOLEAN` on PostgreSQL, a 0/1 `INTEGER` on SQLite).
     fn flag(&self, i: usize) -> Result<bool>;
+
+    /// A text column read as a domain type through its `parse`; a value
+    /// that does not parse is [`StoreError::Corrupt`] (`what` names it).
+    fn parsed<T, E: std::fmt::Display>(
+        &self,
+        i: usize,
+        what: &'static str,
+        parse: impl FnOnce(&str) -> std::result::Result<T, E>,
+    ) -> Result<T> {
+        decode(what, self.text(i)?, parse)
+    }
+}
+
+/// Parses a stored text with a domain type's `parse`: one that does not
+/// parse is [`StoreError::Corrupt`], never a panic or a guess.
+pub(super) fn decode<T, E: std::fmt::Display>(
+    what: &'static str,
+    value: String,
+    parse: impl FnOnce(&str) -> std::result::Result<T, E>,
+) -> Result<T> {
+    parse(&value).map_err(|e| StoreError::Corrupt {
+        what,
+        reason: e.to_string(),
+        value,
+    })
 }
 
 impl<R> Cols for R

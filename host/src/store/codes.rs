@@ -4,11 +4,16 @@
 //! waits for the row (PostgreSQL re-checks the condition on the row it
 //! then sees) or for the database (SQLite serialises writers), so exactly
 //! one of them wins.
+//!
+//! Purposes and statuses are typed here and stored as their wire strings
+//! (`CodePurpose::as_str`, `VerificationStatus::as_str`), byte for byte what
+//! earlier versions stored.
 
 use async_trait::async_trait;
 
 use super::backend::{Backend, Cols, SqlStore};
 use super::{CodeRow, Result, VerificationRow};
+use crate::domain::{ChannelName, CodePurpose, VerificationStatus};
 
 #[async_trait]
 pub trait CodeStore: Send + Sync {
@@ -17,19 +22,24 @@ pub trait CodeStore: Send + Sync {
         &self,
         tenant: &str,
         subject: &str,
-        purpose: &str,
+        purpose: &CodePurpose,
         mac: &str,
         expires_at: i64,
         now: i64,
     ) -> Result<()>;
-    async fn code(&self, tenant: &str, subject: &str, purpose: &str) -> Result<Option<CodeRow>>;
+    async fn code(
+        &self,
+        tenant: &str,
+        subject: &str,
+        purpose: &CodePurpose,
+    ) -> Result<Option<CodeRow>>;
     /// Deletes the code if it is still the one with `mac`, live and under
     /// `max` attempts: true exactly once, even under concurrent checks.
     async fn consume_code(
         &self,
         tenant: &str,
         subject: &str,
-        purpose: &str,
+        purpose: &CodePurpose,
         mac: &str,
         now: i64,
         max: u32,
@@ -40,11 +50,11 @@ pub trait CodeStore: Send + Sync {
         &self,
         tenant: &str,
         subject: &str,
-        purpose: &str,
+        purpose: &CodePurpose,
         now: i64,
         max: u32,
     ) -> Result<Option<u32>>;
-    async fn delete_code(&self, tenant: &str, subject: &str, purpose: &str) -> Result<()>;
+    async fn delete_code(&self, tenant: &str, subject: &str, purpose: &CodePurpose) -> Result<()>;
 
     async fn insert_verification(&self, v: &VerificationRow) -> Result<()>;
     async fn verification(&self, tenant: &str, id: &str) -> Result<Option<VerificationRow>>;
@@ -53,7 +63,7 @@ pub trait CodeStore: Send + Sync {
         &self,
         tenant: &str,
         id: &str,
-        status: &str,
+        status: VerificationStatus,
         now: i64,
     ) -> Result<bool>;
 }
@@ -62,10 +72,12 @@ fn verification_row(r: &impl Cols) -> Result<VerificationRow> {
     Ok(VerificationRow {
         id: r.text(0)?,
         tenant: r.text(1)?,
-        channel: r.text(2)?,
+        channel: r.parsed(2, "verification channel", ChannelName::parse)?,
         to: r.text(3)?,
         username: r.opt_text(4)?,
-        status: r.text(5)?,
+        status: r.parsed(5, "verification status", |s| {
+            VerificationStatus::parse(s).ok_or("not a verification status")
+        })?,
         expires_at: r.int(6)?,
         created_at: r.int(7)?,
     })
@@ -77,7 +89,7 @@ impl<B: Backend> CodeStore for SqlStore<B> {
         &self,
         tenant: &str,
         subject: &str,
-        purpose: &str,
+        purpose: &CodePurpose,
         mac: &str,
         expires_at: i64,
         now: i64,
@@ -90,7 +102,7 @@ impl<B: Backend> CodeStore for SqlStore<B> {
             &[
                 tenant.into(),
                 subject.into(),
-                purpose.into(),
+                purpose.as_str().as_ref().into(),
                 mac.into(),
                 expires_at.into(),
                 now.into(),
@@ -100,12 +112,21 @@ impl<B: Backend> CodeStore for SqlStore<B> {
         Ok(())
     }
 
-    async fn code(&self, tenant: &str, subject: &str, purpose: &str) -> Result<Option<CodeRow>> {
+    async fn code(
+        &self,
+        tenant: &str,
+        subject: &str,
+        purpose: &CodePurpose,
+    ) -> Result<Option<CodeRow>> {
         let r = self
             .opt(
                 "SELECT code_mac, attempts, expires_at FROM codes
                  WHERE tenant = $1 AND subject = $2 AND purpose = $3",
-                &[tenant.into(), subject.into(), purpose.into()],
+                &[
+                    tenant.into(),
+                    subject.into(),
+                    purpose.as_str().as_ref().into(),
+                ],
             )
             .await?;
         r.map(|r| {
@@ -122,7 +143,7 @@ impl<B: Backend> CodeStore for SqlStore<B> {
         &self,
         tenant: &str,
         subject: &str,
-        purpose: &str,
+        purpose: &CodePurpose,
         mac: &str,
         now: i64,
         max: u32,
@@ -136,7 +157,7 @@ impl<B: Backend> CodeStore for SqlStore<B> {
                 &[
                     tenant.into(),
                     subject.into(),
-                    purpose.into(),
+                    purpose.as_str().as_ref().into(),
                     mac.into(),
                     now.into(),
                     max.into(),
@@ -150,7 +171,7 @@ impl<B: Backend> CodeStore for SqlStore<B> {
         &self,
         tenant: &str,
         subject: &str,
-        purpose: &str,
+        purpose: &CodePurpose,
         now: i64,
         max: u32,
     ) -> Result<Option<u32>> {
@@ -165,7 +186,7 @@ impl<B: Backend> CodeStore for SqlStore<B> {
                 &[
                     tenant.into(),
                     subject.into(),
-                    purpose.into(),
+                    purpose.as_str().as_ref().into(),
                     now.into(),
                     max.into(),
                 ],
@@ -174,10 +195,14 @@ impl<B: Backend> CodeStore for SqlStore<B> {
         r.map(|r| Ok(r.int(0)? as u32)).transpose()
     }
 
-    async fn delete_code(&self, tenant: &str, subject: &str, purpose: &str) -> Result<()> {
+    async fn delete_code(&self, tenant: &str, subject: &str, purpose: &CodePurpose) -> Result<()> {
         self.exec(
             "DELETE FROM codes WHERE tenant = $1 AND subject = $2 AND purpose = $3",
-            &[tenant.into(), subject.into(), purpose.into()],
+            &[
+                tenant.into(),
+                subject.into(),
+                purpose.as_str().as_ref().into(),
+            ],
         )
         .await?;
         Ok(())
@@ -191,10 +216,10 @@ impl<B: Backend> CodeStore for SqlStore<B> {
             &[
                 (&v.id).into(),
                 (&v.tenant).into(),
-                (&v.channel).into(),
+                v.channel.as_str().into(),
                 (&v.to).into(),
                 (&v.username).into(),
-                (&v.status).into(),
+                v.status.as_str().into(),
                 v.expires_at.into(),
                 v.created_at.into(),
             ],
@@ -218,14 +243,14 @@ impl<B: Backend> CodeStore for SqlStore<B> {
         &self,
         tenant: &str,
         id: &str,
-        status: &str,
+        status: VerificationStatus,
         now: i64,
     ) -> Result<bool> {
         let n = self
             .exec(
                 "UPDATE verifications SET status = $3, updated_at = $4
                  WHERE tenant = $1 AND id = $2 AND status = 'pending'",
-                &[tenant.into(), id.into(), status.into(), now.into()],
+                &[tenant.into(), id.into(), status.as_str().into(), now.into()],
             )
             .await?;
         Ok(n == 1)

@@ -9,6 +9,8 @@ use std::sync::Arc;
 use futures::future::join_all;
 use sqlx::Connection;
 
+use crate::domain::CodePurpose;
+
 use super::{
     AttemptRow, ChannelRow, DeliveryFilter, DeliveryStatus, Finish, NewDelivery, PgStore,
     PluginRow, SqliteStore, Store, UserRow,
@@ -229,7 +231,8 @@ async fn an_expired_lease_is_taken_over_and_the_old_holder_cannot_finish() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn codes_are_consumed_once_and_wrong_attempts_stop_at_the_cap() {
     for p in backends().await {
-        let (t, s, purpose) = ("default", "verify:v1", "url");
+        let (t, s) = ("default", "verify:v1");
+        let purpose = &CodePurpose::parse("url").unwrap();
         p.a.put_code(t, s, purpose, "mac1", NOW + 60_000, NOW)
             .await
             .unwrap();

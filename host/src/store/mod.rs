@@ -51,6 +51,8 @@ mod queue;
 mod rate;
 mod rows;
 mod sqlite;
+#[cfg(test)]
+mod stored_strings;
 mod tenants;
 mod users;
 
@@ -83,6 +85,14 @@ pub enum StoreError {
     Db(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored value postern would not have written (a 2FA method, code
+    /// purpose or status that does not parse): the row is refused, not guessed at.
+    #[error("stored {what} `{value}` is not valid: {reason}")]
+    Corrupt {
+        what: &'static str,
+        value: String,
+        reason: String,
+    },
     #[error("{0}")]
     Other(String),
 }

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use super::backend::{Arg, Backend, Cols, SqlStore};
 use super::{
     AttemptRecord, ClaimedDelivery, DeliveryFilter, DeliveryRecord, DeliveryStatus, Finish,
-    NewDelivery, Result, StoreError, rfc3339,
+    NewDelivery, Result, rfc3339,
 };
 
 #[async_trait]
@@ -103,13 +103,13 @@ const RECORD_COLUMNS: &str = "id, channel, send_to_masked, status, log, username
     fallback_of, expires_at, created_at";
 
 fn record(r: &impl Cols) -> Result<DeliveryRecord> {
-    let status = r.text(3)?;
     Ok(DeliveryRecord {
         id: r.text(0)?,
         channel: r.text(1)?,
         to: r.text(2)?,
-        status: DeliveryStatus::parse(&status)
-            .ok_or_else(|| StoreError::Other(format!("unknown delivery status `{status}`")))?,
+        status: r.parsed(3, "delivery status", |s| {
+            DeliveryStatus::parse(s).ok_or("not a delivery status")
+        })?,
         attempts: Vec::new(),
         log: r.opt_text(4)?,
         username: r.opt_text(5)?,

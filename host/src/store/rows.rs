@@ -2,6 +2,8 @@
 
 use serde::Serialize;
 
+use crate::domain::{ChannelName, MethodSlot, VerificationStatus};
+
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TenantRow {
@@ -163,10 +165,11 @@ pub struct UserRow {
     pub created_at: i64,
 }
 
-/// An enabled 2FA method of a user.
+/// A 2FA method row of a user: an enabled method, or a channel enrolment
+/// waiting for its code.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MethodRow {
-    pub method: String,
+    pub method: MethodSlot,
     pub send_to: Option<String>,
 }
 
@@ -185,17 +188,19 @@ pub struct CodeRow {
     pub expires_at: i64,
 }
 
+/// A Verify-API verification, as stored and as the API shows it.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VerificationRow {
     pub id: String,
     #[serde(skip)]
     pub tenant: String,
-    pub channel: String,
+    pub channel: ChannelName,
+    /// Masked.
     pub to: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
-    pub status: String,
+    pub status: VerificationStatus,
     #[serde(skip)]
     pub expires_at: i64,
     #[serde(skip)]

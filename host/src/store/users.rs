@@ -1,9 +1,12 @@
 //! Users and their 2FA methods: TOTP secrets, backup codes, sessions.
+//! A method row is a [`MethodSlot`], stored as its wire string (`totp`,
+//! `email`, `<channel>`, `pending:<channel>`).
 
 use async_trait::async_trait;
 
 use super::backend::{Arg, Backend, Cols, SqlStore, conflict_on_unique};
 use super::{MethodRow, Result, TotpRow, UserRow};
+use crate::domain::MethodSlot;
 
 #[async_trait]
 pub trait UserStore: Send + Sync {
@@ -16,7 +19,7 @@ pub trait UserStore: Send + Sync {
     async fn delete_user(&self, tenant: &str, id: &str) -> Result<bool>;
     async fn methods(&self, tenant: &str, user_id: &str) -> Result<Vec<MethodRow>>;
     async fn put_method(&self, tenant: &str, user_id: &str, m: &MethodRow, now: i64) -> Result<()>;
-    async fn delete_method(&self, tenant: &str, user_id: &str, method: &str) -> Result<()>;
+    async fn delete_method(&self, tenant: &str, user_id: &str, method: &MethodSlot) -> Result<()>;
 
     async fn totp(&self, tenant: &str, user_id: &str) -> Result<Option<TotpRow>>;
     async fn set_totp_temp(&self, tenant: &str, user_id: &str, temp: &[u8]) -> Result<()>;
@@ -176,7 +179,7 @@ impl<B: Backend> UserStore for SqlStore<B> {
         rows.iter()
             .map(|r| {
                 Ok(MethodRow {
-                    method: r.text(0)?,
+                    method: r.parsed(0, "2FA method", MethodSlot::parse)?,
                     send_to: r.opt_text(1)?,
                 })
             })
@@ -191,7 +194,7 @@ impl<B: Backend> UserStore for SqlStore<B> {
             &[
                 tenant.into(),
                 user_id.into(),
-                (&m.method).into(),
+                m.method.as_str().as_ref().into(),
                 (&m.send_to).into(),
                 now.into(),
             ],
@@ -200,10 +203,14 @@ impl<B: Backend> UserStore for SqlStore<B> {
         Ok(())
     }
 
-    async fn delete_method(&self, tenant: &str, user_id: &str, method: &str) -> Result<()> {
+    async fn delete_method(&self, tenant: &str, user_id: &str, method: &MethodSlot) -> Result<()> {
         self.exec(
             "DELETE FROM user_methods WHERE tenant = $1 AND user_id = $2 AND method = $3",
-            &[tenant.into(), user_id.into(), method.into()],
+            &[
+                tenant.into(),
+                user_id.into(),
+                method.as_str().as_ref().into(),
+            ],
         )
         .await?;
         Ok(())

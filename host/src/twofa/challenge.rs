@@ -122,10 +122,7 @@ impl TwoFactor {
         let now = self.now_ms();
         let max = self.config.limits.max_check_attempts;
         let subject = user_subject(user);
-        if let Some(c) = self
-            .store
-            .code(&user.tenant, &subject, &purpose.as_str())
-            .await?
+        if let Some(c) = self.store.code(&user.tenant, &subject, &purpose).await?
             && c.expires_at > now
             && c.attempts < max
         {
@@ -210,10 +207,7 @@ impl TwoFactor {
         {
             CodeCheck::Approved => Ok(()),
             CodeCheck::Invalid => {
-                let live = self
-                    .store
-                    .code(&user.tenant, &subject, &purpose.as_str())
-                    .await?;
+                let live = self.store.code(&user.tenant, &subject, &purpose).await?;
                 Err(TwoFaError::Invalid(fail(false, live.map(|c| c.expires_at))))
             }
             CodeCheck::MaxAttempts => Err(TwoFaError::MaxAttempts(fail(false, None))),

@@ -26,9 +26,8 @@ impl TwoFactor {
         ch.validate_recipient(send_to)
             .await
             .map_err(TwoFaError::InvalidSendTo)?;
-        let pending = MethodSlot::Pending(ch.name.clone());
         let row = MethodRow {
-            method: pending.as_str().into_owned(),
+            method: MethodSlot::Pending(ch.name.clone()),
             send_to: Some(send_to.to_string()),
         };
         self.store
@@ -64,7 +63,7 @@ impl TwoFactor {
             )
         };
         let name = ChannelName::parse(channel).map_err(|_| not_pending())?;
-        let slot = MethodSlot::Pending(name.clone()).as_str().into_owned();
+        let slot = MethodSlot::Pending(name.clone());
         let pending = self
             .store
             .methods(&user.tenant, &user.id)

@@ -68,7 +68,6 @@ impl TwoFactor {
     /// one for the same subject and purpose. Returns the expiry.
     pub(super) async fn send_code(&self, req: CodeRequest<'_>, caller: &Caller) -> R<i64> {
         let tenant = req.tenant.as_str();
-        let purpose = req.purpose.as_str();
         let destination = sha256_hex(req.send_to.as_bytes());
         self.limit(
             &format!("send:{tenant}:{}:{destination}", req.channel),
@@ -79,9 +78,22 @@ impl TwoFactor {
         let code = generate(self.config.limits.code_length);
         let now = self.now_ms();
         let expires_at = now + self.ttl_ms();
-        let code_mac = mac(&self.keys, tenant, req.subject, &purpose, &code);
+        let code_mac = mac(
+            &self.keys,
+            tenant,
+            req.subject,
+            &req.purpose.as_str(),
+            &code,
+        );
         self.store
-            .put_code(tenant, req.subject, &purpose, &code_mac, expires_at, now)
+            .put_code(
+                tenant,
+                req.subject,
+                &req.purpose,
+                &code_mac,
+                expires_at,
+                now,
+            )
             .await?;
         let submitted = self
             .queue
@@ -98,7 +110,7 @@ impl TwoFactor {
             Ok(r) => r,
             Err(e) => {
                 self.store
-                    .delete_code(tenant, req.subject, &purpose)
+                    .delete_code(tenant, req.subject, &req.purpose)
                     .await?;
                 return Err(queue_error(e));
             }
@@ -153,7 +165,7 @@ impl TwoFactor {
             return Ok(());
         }
         self.store
-            .delete_code(req.tenant.as_str(), req.subject, &req.purpose.as_str())
+            .delete_code(req.tenant.as_str(), req.subject, &req.purpose)
             .await?;
         Err(TwoFaError::DeliveryFailed(Box::new(record)))
     }
@@ -168,19 +180,24 @@ impl TwoFactor {
     ) -> R<CodeCheck> {
         let now = self.now_ms();
         let max = self.config.limits.max_check_attempts;
-        let purpose = purpose.as_str();
-        let Some(row) = self.store.code(tenant, subject, &purpose).await? else {
+        let Some(row) = self.store.code(tenant, subject, purpose).await? else {
             return Ok(CodeCheck::NoLiveCode);
         };
         if row.expires_at <= now || row.attempts >= max {
             return Ok(CodeCheck::NoLiveCode);
         }
-        let candidate = mac(&self.keys, tenant, subject, &purpose, &normalize(code));
+        let candidate = mac(
+            &self.keys,
+            tenant,
+            subject,
+            &purpose.as_str(),
+            &normalize(code),
+        );
         if mac_eq(&candidate, &row.code_mac) {
             // Consumed at most once, even if two checks race.
             let consumed = self
                 .store
-                .consume_code(tenant, subject, &purpose, &row.code_mac, now, max)
+                .consume_code(tenant, subject, purpose, &row.code_mac, now, max)
                 .await?;
             return Ok(if consumed {
                 CodeCheck::Approved
@@ -190,7 +207,7 @@ impl TwoFactor {
         }
         let failed = self
             .store
-            .fail_code(tenant, subject, &purpose, now, max)
+            .fail_code(tenant, subject, purpose, now, max)
             .await?;
         Ok(match failed {
             Some(n) if n >= max => CodeCheck::MaxAttempts,

@@ -28,7 +28,7 @@ impl UserMethod {
     /// The store row of this method.
     pub(super) fn row(method: &Method, send_to: Option<String>) -> MethodRow {
         MethodRow {
-            method: method.as_str().to_string(),
+            method: MethodSlot::Enabled(method.clone()),
             send_to,
         }
     }
@@ -52,16 +52,12 @@ impl TwoFactor {
         let rows = self.store.methods(&user.tenant, &user.id).await?;
         let mut m: Vec<UserMethod> = rows
             .into_iter()
-            .filter_map(|row| match MethodSlot::parse(&row.method) {
-                Ok(MethodSlot::Enabled(method)) => Some(UserMethod {
+            .filter_map(|row| match row.method {
+                MethodSlot::Enabled(method) => Some(UserMethod {
                     method,
                     send_to: row.send_to,
                 }),
-                Ok(MethodSlot::Pending(_)) => None,
-                Err(e) => {
-                    tracing::warn!(user = %user.username, error = %e, "ignoring a stored method");
-                    None
-                }
+                MethodSlot::Pending(_) => None,
             })
             .collect();
         m.sort_by(|a, b| {
@@ -78,13 +74,13 @@ impl TwoFactor {
             .iter()
             .filter(|m| method.as_ref().is_none_or(|x| *x == m.method))
         {
-            let name = m.method.as_str();
+            let slot = MethodSlot::Enabled(m.method.clone());
             self.store
-                .delete_method(&user.tenant, &user.id, name)
+                .delete_method(&user.tenant, &user.id, &slot)
                 .await?;
             let purpose = CodePurpose::Method(m.method.clone());
             self.store
-                .delete_code(&user.tenant, &user_subject(user), &purpose.as_str())
+                .delete_code(&user.tenant, &user_subject(user), &purpose)
                 .await?;
             if m.method == Method::Totp {
                 self.store.delete_totp(&user.tenant, &user.id).await?;

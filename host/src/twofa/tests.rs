@@ -21,7 +21,7 @@ use crate::delivery::queue::{Enqueue, Queue, QueueSettings};
 use crate::delivery::registry::Registry;
 use crate::delivery::retry::Backoff;
 use crate::delivery::{Message, Sender};
-use crate::domain::{Method, TenantName, VerificationStatus};
+use crate::domain::{Method, MethodSlot, TenantName, VerificationStatus};
 use crate::metrics::Metrics;
 use crate::store::{self, MethodRow, Store, UserRow};
 
@@ -189,7 +189,7 @@ impl Fixture {
         };
         self.store.create_user(&user).await.unwrap();
         let row = MethodRow {
-            method: "url".into(),
+            method: MethodSlot::parse("url").unwrap(),
             send_to: Some(SEND_TO.into()),
         };
         self.store
@@ -240,7 +240,7 @@ async fn a_verification_expires_after_its_ttl() {
         other => panic!("expected not-found, got {other:?}"),
     }
     let stored = f.store.verification(tenant.as_str(), &v.id).await.unwrap();
-    assert_eq!(stored.unwrap().status, "expired");
+    assert_eq!(stored.unwrap().status.as_str(), "expired");
 }
 
 #[tokio::test]

@@ -4,62 +4,15 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
-
 use super::codes::{CodeCheck, CodeRequest};
 use super::{Caller, R, TwoFaError, TwoFactor};
-use crate::domain::{
-    ChannelName, CodePurpose, Method, TenantName, VerificationStatus, mask_destination,
-};
-use crate::store::{StoreError, VerificationRow};
+use crate::domain::{CodePurpose, Method, TenantName, VerificationStatus, mask_destination};
+use crate::store::VerificationRow;
 
-/// A verification as the API shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct Verification {
-    pub id: String,
-    #[serde(skip)]
-    pub tenant: String,
-    pub channel: ChannelName,
-    /// Masked.
-    pub to: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub username: Option<String>,
-    pub status: VerificationStatus,
-    #[serde(skip)]
-    pub expires_at: i64,
-    #[serde(skip)]
-    pub created_at: i64,
-}
+/// A verification as the API shows it: the store's row, typed there.
+pub type Verification = VerificationRow;
 
 impl Verification {
-    /// Parses a stored row; a row postern did not write is a store error.
-    fn from_row(row: VerificationRow) -> Result<Self, StoreError> {
-        let bad = |what: &str| StoreError::Other(format!("verification {}: bad {what}", row.id));
-        Ok(Self {
-            channel: ChannelName::parse(&row.channel).map_err(|_| bad("channel"))?,
-            status: VerificationStatus::parse(&row.status).ok_or_else(|| bad("status"))?,
-            id: row.id,
-            tenant: row.tenant,
-            to: row.to,
-            username: row.username,
-            expires_at: row.expires_at,
-            created_at: row.created_at,
-        })
-    }
-
-    fn to_row(&self) -> VerificationRow {
-        VerificationRow {
-            id: self.id.clone(),
-            tenant: self.tenant.clone(),
-            channel: self.channel.to_string(),
-            to: self.to.clone(),
-            username: self.username.clone(),
-            status: self.status.as_str().to_string(),
-            expires_at: self.expires_at,
-            created_at: self.created_at,
-        }
-    }
-
     /// Where its code is stored.
     fn subject(&self) -> String {
         subject(&self.id)
@@ -105,7 +58,7 @@ impl TwoFactor {
             expires_at: now + self.ttl_ms(),
             created_at: now,
         };
-        self.store.insert_verification(&v.to_row()).await?;
+        self.store.insert_verification(&v).await?;
         let req = CodeRequest {
             tenant,
             subject: &v.subject(),
@@ -134,19 +87,18 @@ impl TwoFactor {
     ) -> R<bool> {
         Ok(self
             .store
-            .finish_verification(tenant.as_str(), id, status.as_str(), self.now_ms())
+            .finish_verification(tenant.as_str(), id, status, self.now_ms())
             .await?)
     }
 
     /// A verification, its status brought up to date (pending past its
     /// expiry becomes expired).
     pub async fn verification(&self, tenant: &TenantName, id: &str) -> R<Verification> {
-        let row = self
+        let mut v = self
             .store
             .verification(tenant.as_str(), id)
             .await?
             .ok_or_else(|| TwoFaError::NotFound("No such verification".into()))?;
-        let mut v = Verification::from_row(row)?;
         if v.status == VerificationStatus::Pending && v.expires_at <= self.now_ms() {
             self.finish_verification(tenant, id, VerificationStatus::Expired)
                 .await?;
@@ -220,7 +172,7 @@ impl TwoFactor {
             return Err(not_pending());
         }
         self.store
-            .delete_code(tenant.as_str(), &v.subject(), &v.purpose().as_str())
+            .delete_code(tenant.as_str(), &v.subject(), &v.purpose())
             .await?;
         v.status = VerificationStatus::Canceled;
         Ok(v)
