@@ -98,6 +98,21 @@ fn env_overrides_win_and_numbers_can_be_secrets() {
 }
 
 #[test]
+fn env_secrets_that_look_like_numbers_keep_their_text() {
+    for password in ["0123", "1.50", "007.5", "12.5"] {
+        let l = load_env(
+            "[smtp]\nserver = \"mail:25\"\nsender_email = \"a@b.c\"\n",
+            &[("POSTERN_SMTP__AUTH_PASSWORD", password)],
+        )
+        .unwrap();
+        assert_eq!(
+            l.config.smtp.unwrap().auth_password.unwrap().expose(),
+            password
+        );
+    }
+}
+
+#[test]
 fn sms_gateway_checks_name_the_key() {
     let e = load("[[sms_gateway]]\nname = \"g\"\nkind = \"http\"\nurl = \"ftp://x\"\n")
         .unwrap_err()
