@@ -97,6 +97,10 @@ fn ws_url(p: &Postern, path: &str) -> String {
 struct Ddp {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     next_id: u64,
+    /// Collection messages (`added`, `removed`) seen while calling, in order.
+    docs: Vec<Value>,
+    /// Server pings answered (as every DDP client does).
+    pings: usize,
 }
 
 impl Ddp {
@@ -110,7 +114,12 @@ impl Ddp {
         let (ws, _) = connect_async_with_config(ws_url(p, path), Some(config), true)
             .await
             .expect("websocket handshake");
-        let mut c = Self { ws, next_id: 0 };
+        let mut c = Self {
+            ws,
+            next_id: 0,
+            docs: Vec::new(),
+            pings: 0,
+        };
         c.send(json!({ "msg": "connect", "version": "1", "support": ["1", "pre2", "pre1"] }))
             .await;
         let m = c.recv().await;
@@ -136,12 +145,28 @@ impl Ddp {
             .expect("a readable frame")
     }
 
-    /// The next DDP message.
+    /// The next DDP message; a server ping is answered and skipped.
     async fn recv(&mut self) -> Value {
-        match self.frame().await {
-            Message::Text(t) => serde_json::from_str(t.as_str()).expect("JSON"),
-            other => panic!("expected a DDP message, got {other:?}"),
+        loop {
+            let m: Value = match self.frame().await {
+                Message::Text(t) => serde_json::from_str(t.as_str()).expect("JSON"),
+                other => panic!("expected a DDP message, got {other:?}"),
+            };
+            if m["msg"] != "ping" {
+                return m;
+            }
+            self.pong(&m).await;
         }
+    }
+
+    async fn pong(&mut self, ping: &Value) {
+        assert_eq!(
+            ping,
+            &json!({ "msg": "ping" }),
+            "Meteor's server ping has no id"
+        );
+        self.pings += 1;
+        self.send(json!({ "msg": "pong" })).await;
     }
 
     /// Calls a method; returns the `result` message (after its `updated`).
@@ -155,6 +180,8 @@ impl Ddp {
             let m = self.recv().await;
             match m["msg"].as_str() {
                 Some("result") if m["id"] == id.as_str() => result = Some(m),
+                // As Meteor: a method's collection changes precede its result.
+                Some("added" | "removed") if result.is_none() => self.docs.push(m),
                 Some("updated") if m["methods"] == json!([id]) => {
                     return result.expect("result before updated");
                 }
@@ -241,6 +268,15 @@ async fn login_with_email_2fa_then_call_with_two_factor_required() {
         .await;
     let user_id = me["id"].as_str().unwrap().to_string();
     let token = me["token"].as_str().unwrap().to_string();
+    // As Meteor: the user's own document, and nothing secret in it.
+    assert_eq!(
+        c.docs,
+        [
+            json!({ "msg": "added", "collection": "users", "id": user_id,
+                 "fields": { "username": "alice",
+                             "emails": [{ "address": "alice@example.com", "verified": true }] } })
+        ]
+    );
     let expires = me["tokenExpires"]["$date"].as_i64().unwrap();
     assert!(expires > chrono::Utc::now().timestamp_millis(), "{me}");
 
@@ -303,6 +339,10 @@ async fn last_param_form_resume_and_logout() {
         )
         .await;
     let token = me["token"].as_str().unwrap().to_string();
+    let bob_doc = json!({ "msg": "added", "collection": "users", "id": me["id"],
+        "fields": { "username": "bob",
+                    "emails": [{ "address": "bob@example.com", "verified": true }] } });
+    assert_eq!(c.docs, std::slice::from_ref(&bob_doc));
     assert_eq!(c.ok("2fa:enable-email", json!([])).await, json!(true));
     assert!(e.two_factor_enabled("bob").await);
 
@@ -323,6 +363,7 @@ async fn last_param_form_resume_and_logout() {
     let resumed = c2.ok("login", json!([{ "resume": token }])).await;
     assert_eq!(resumed["id"], me["id"]);
     assert_eq!(resumed["token"], me["token"]);
+    assert_eq!(c2.docs, [bob_doc]);
     // Without 2FA a protected call falls back to the password (Rocket.Chat):
     // twoFactorCode = hex SHA-256 of the password.
     let err = c2.err("2fa:disable-email", json!([])).await;
@@ -333,6 +374,11 @@ async fn last_param_form_resume_and_logout() {
     // logout ends the session everywhere.
     let r = c2.call("logout", json!([])).await;
     assert!(r.get("error").is_none() && r.get("result").is_none(), "{r}");
+    // As Meteor: the user's document is withdrawn.
+    assert_eq!(
+        c2.docs[1],
+        json!({ "msg": "removed", "collection": "users", "id": me["id"] })
+    );
     let err = c2.err("2fa:checkCodesRemaining", json!([])).await;
     assert_meteor_error(&err, "not-authorized", "Not authorized");
     let err = c.err("2fa:checkCodesRemaining", json!([])).await;
@@ -729,4 +775,65 @@ async fn a_malformed_websocket_key_is_refused_before_the_upgrade() {
     let mut c = Ddp::open(&p).await;
     c.send(json!({ "msg": "ping", "id": "ok" })).await;
     assert_eq!(c.recv().await["id"], "ok");
+}
+
+/// Meteor's server heartbeat with the defaults (ping after 15 s of quiet,
+/// 15 s to answer): a client that only answers pings outlives the 60 s
+/// idle timeout. Takes 70 s; runs alongside the other tests.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_only_answers_pings_stays_connected_for_70_seconds() {
+    let e = env().await;
+    let mut c = Ddp::open(&e.p).await;
+    let until = tokio::time::Instant::now() + Duration::from_secs(70);
+    while let Ok(frame) = tokio::time::timeout_at(until, c.ws.next()).await {
+        match frame {
+            Some(Ok(Message::Text(t))) => {
+                let ping: Value = serde_json::from_str(t.as_str()).unwrap();
+                c.pong(&ping).await;
+            }
+            other => panic!("the connection should stay open, got {other:?}"),
+        }
+    }
+    // Pings at 15, 30, 45 and 60 s.
+    assert!(c.pings >= 4, "{} pings in 70 s", c.pings);
+    c.send(json!({ "msg": "ping", "id": "still-there" })).await;
+    assert_eq!(
+        c.recv().await,
+        json!({ "msg": "pong", "id": "still-there" })
+    );
+}
+
+/// A client that answers nothing: pinged after 15 s of quiet, closed with
+/// 1000 "heartbeat timeout" 15 s later (Meteor's server defaults).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_answers_nothing_is_closed_after_the_heartbeat_timeout() {
+    let e = env().await;
+    let mut c = Ddp::open(&e.p).await;
+    let start = std::time::Instant::now();
+    async fn next(c: &mut Ddp) -> Message {
+        tokio::time::timeout(Duration::from_secs(40), c.ws.next())
+            .await
+            .expect("a frame in time")
+            .expect("the connection is open")
+            .expect("a readable frame")
+    }
+    let ping = next(&mut c).await;
+    assert_eq!(ping, Message::text(json!({ "msg": "ping" }).to_string()));
+    let pinged = start.elapsed();
+    assert!(
+        pinged >= Duration::from_millis(14_500),
+        "pinged after {pinged:?}"
+    );
+    match next(&mut c).await {
+        Message::Close(Some(f)) => {
+            assert_eq!(u16::from(f.code), 1000);
+            assert_eq!(f.reason.as_str(), "heartbeat timeout");
+        }
+        other => panic!("expected a close frame, got {other:?}"),
+    }
+    let closed = start.elapsed() - pinged;
+    assert!(
+        closed >= Duration::from_millis(14_500) && closed < Duration::from_secs(25),
+        "closed {closed:?} after the ping"
+    );
 }

@@ -47,12 +47,24 @@ pub fn apply_env_overrides(
     Ok(())
 }
 
+/// A value becomes a number only when the number prints back as the same
+/// text: a password such as `0123` or `1.50` stays the string it was.
 fn typed_value(value: String) -> toml::Value {
     if value == "true" || value == "false" {
         toml::Value::Boolean(value == "true")
-    } else if let Ok(n) = value.parse::<i64>() {
+    } else if let Some(n) = value.parse::<i64>().ok().filter(|n| n.to_string() == value) {
         toml::Value::Integer(n)
+    } else if let Some(f) = decimal(&value) {
+        toml::Value::Float(f)
     } else {
         toml::Value::String(value)
     }
+}
+
+/// `17.5` (digits and one point, as the `*_seconds` keys take); not `inf`,
+/// `1e3` or `1.50`.
+fn decimal(value: &str) -> Option<f64> {
+    let plain = value.chars().all(|c| c.is_ascii_digit() || c == '.');
+    let f: f64 = value.parse().ok().filter(|_| plain)?;
+    (f.to_string() == value).then_some(f)
 }

@@ -98,6 +98,21 @@ fn env_overrides_win_and_numbers_can_be_secrets() {
 }
 
 #[test]
+fn env_secrets_that_look_like_numbers_keep_their_text() {
+    for password in ["0123", "1.50", "007.5", "12.5"] {
+        let l = load_env(
+            "[smtp]\nserver = \"mail:25\"\nsender_email = \"a@b.c\"\n",
+            &[("POSTERN_SMTP__AUTH_PASSWORD", password)],
+        )
+        .unwrap();
+        assert_eq!(
+            l.config.smtp.unwrap().auth_password.unwrap().expose(),
+            password
+        );
+    }
+}
+
+#[test]
 fn sms_gateway_checks_name_the_key() {
     let e = load("[[sms_gateway]]\nname = \"g\"\nkind = \"http\"\nurl = \"ftp://x\"\n")
         .unwrap_err()
@@ -197,4 +212,23 @@ fn postgres_needs_a_shared_secret_key_and_other_schemes_are_refused() {
         e.contains("server.database_url") && e.contains("postgres://"),
         "{e}"
     );
+}
+
+#[test]
+fn heartbeat_seconds_take_fractions_zero_and_env_overrides() {
+    let r = load("[realtime]\nheartbeat_interval_seconds = 0\nheartbeat_timeout_seconds = 7")
+        .unwrap()
+        .config
+        .realtime;
+    assert_eq!(
+        (r.heartbeat_interval_seconds, r.heartbeat_timeout_seconds),
+        (0.0, 7.0)
+    );
+    let env = [("POSTERN_REALTIME__HEARTBEAT_INTERVAL_SECONDS", "2.5")];
+    let r = load_env("", &env).unwrap().config.realtime;
+    assert_eq!(r.heartbeat_interval_seconds, 2.5);
+    let e = load("[realtime]\nheartbeat_timeout_seconds = 0.5").unwrap_err();
+    let e = e.to_string();
+    assert!(e.contains("realtime.heartbeat_timeout_seconds"), "{e}");
+    assert!(e.contains("0.5 is out of range; allowed 1..=3600"), "{e}");
 }

@@ -163,6 +163,20 @@ pub fn pong(id: Option<Value>) -> String {
     .to_string()
 }
 
+/// The server's heartbeat ping; Meteor sends it without an `id`.
+pub fn ping() -> String {
+    json!({ "msg": "ping" }).to_string()
+}
+
+/// A document published to the client (`fields` without `_id`).
+pub fn added(collection: &str, id: &str, fields: Value) -> String {
+    json!({ "msg": "added", "collection": collection, "id": id, "fields": fields }).to_string()
+}
+
+pub fn removed(collection: &str, id: &str) -> String {
+    json!({ "msg": "removed", "collection": collection, "id": id }).to_string()
+}
+
 pub fn result(id: &str, r: &MethodResult) -> String {
     match r {
         Ok(Some(v)) => json!({ "msg": "result", "id": id, "result": v }),

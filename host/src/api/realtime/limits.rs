@@ -27,6 +27,10 @@ pub struct Limits {
     pub max_frames: u32,
     /// No frame at all for this long closes the connection.
     pub idle_timeout: Duration,
+    /// Quiet this long, a connected client gets `{"msg":"ping"}` (`ZERO`: never).
+    pub heartbeat_interval: Duration,
+    /// An unanswered server ping closes the connection after this long.
+    pub heartbeat_timeout: Duration,
     /// A client that does not read its answers for this long is dropped.
     pub send_timeout: Duration,
 }
@@ -42,6 +46,10 @@ impl Default for Limits {
             max_refused: 10,
             max_frames: 200,
             idle_timeout: Duration::from_secs(60),
+            // Meteor's server `heartbeatInterval` / `heartbeatTimeout`
+            // (17.5 s / 15 s are its client's).
+            heartbeat_interval: Duration::from_secs(15),
+            heartbeat_timeout: Duration::from_secs(15),
             send_timeout: Duration::from_secs(10),
         }
     }
@@ -55,6 +63,8 @@ impl Limits {
             calls_per_method: c.calls_per_method,
             window: Duration::from_secs(c.method_window_seconds),
             idle_timeout: Duration::from_secs(c.idle_timeout_seconds),
+            heartbeat_interval: Duration::from_secs_f64(c.heartbeat_interval_seconds),
+            heartbeat_timeout: Duration::from_secs_f64(c.heartbeat_timeout_seconds),
             ..Self::default()
         }
     }

@@ -6,7 +6,7 @@ use std::future::Future;
 
 use serde_json::{Value, json};
 
-use super::ddp::{MeteorError, MethodResult};
+use super::ddp::{self, MeteorError, MethodResult};
 use super::errors::{invalid_params, method_not_found, not_authorized, totp_flavour};
 use super::params::{LoginRequest, login_request, str_param, take_two_factor};
 use crate::api::AppState;
@@ -23,6 +23,11 @@ pub trait Methods: Send + 'static {
         method: &str,
         params: Vec<Value>,
     ) -> impl Future<Output = MethodResult> + Send;
+
+    /// The collection messages the last call caused, sent before its result.
+    fn take_changes(&mut self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// The methods postern answers (besides `login` and `callWithTwoFactorRequired`).
@@ -58,6 +63,9 @@ pub struct Session {
     tenant: TenantName,
     caller: Caller,
     login: Option<LoggedIn>,
+    /// The user whose document this connection was sent (`added`).
+    published: Option<String>,
+    changes: Vec<String>,
 }
 
 impl Methods for Session {
@@ -74,6 +82,10 @@ impl Methods for Session {
         };
         self.count(method, &r);
         r
+    }
+
+    fn take_changes(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.changes)
     }
 }
 
@@ -117,6 +129,34 @@ impl Session {
             tenant,
             caller,
             login: None,
+            published: None,
+            changes: Vec::new(),
+        }
+    }
+
+    /// As Meteor after a login: the user's own document on `users`
+    /// (`username`, `emails`, `name`; never the password or any secret), so
+    /// clients such as `@rocket.chat/ddp-client` fill `account.user`.
+    fn publish_user(&mut self, user: &UserRow) {
+        if self.published.as_deref() == Some(user.id.as_str()) {
+            return;
+        }
+        self.unpublish_user();
+        let mut fields = json!({ "username": user.username });
+        if let Some(email) = &user.email {
+            fields["emails"] = json!([{ "address": email, "verified": user.email_verified }]);
+        }
+        if let Some(name) = &user.name {
+            fields["name"] = json!(name);
+        }
+        self.changes.push(ddp::added("users", &user.id, fields));
+        self.published = Some(user.id.clone());
+    }
+
+    /// As Meteor after a logout: the document is withdrawn.
+    fn unpublish_user(&mut self) {
+        if let Some(id) = self.published.take() {
+            self.changes.push(ddp::removed("users", &id));
         }
     }
 
@@ -184,6 +224,7 @@ impl Session {
                     user_id: ok.user.id.clone(),
                     token_hash: sha256_hex(ok.token.as_bytes()),
                 });
+                self.publish_user(&ok.user);
                 Ok(Some(json!({
                     "id": ok.user.id,
                     "token": ok.token,
@@ -223,6 +264,12 @@ impl Session {
             user_id: user_id.clone(),
             token_hash,
         });
+        let user = match self.user("login").await {
+            Ok(u) => u,
+            Err(e) if e.error == "not-authorized" => return Err(logged_out()),
+            Err(e) => return Err(e),
+        };
+        self.publish_user(&user);
         Ok(Some(json!({
             "id": user_id,
             "token": token,
@@ -293,6 +340,7 @@ impl Session {
                 if let Some(login) = self.login.take() {
                     self.state.store.delete_session(&login.token_hash).await?;
                 }
+                self.unpublish_user();
                 Ok(None)
             }
             "sendEmailCode" => self.send_email_code(method, &params).await,

@@ -5,12 +5,14 @@
 //! on, one worker task that runs the methods in arrival order (`methods.rs`,
 //! which hands every 2FA rule to `twofa::TwoFactor`; `errors.rs` maps its
 //! errors onto Meteor's shape). The loop answers
-//! `ping` while a method runs, enforces the limits (`limits.rs`) and closes
-//! with 1008 (flood), 1009 (too big) or 1000 (idle).
+//! `ping` while a method runs, pings a quiet client as Meteor does
+//! (`heartbeat.rs`), enforces the limits (`limits.rs`) and closes with 1008
+//! (flood), 1009 (too big) or 1000 (idle, or a server ping unanswered).
 
 mod admission;
 mod ddp;
 mod errors;
+mod heartbeat;
 mod limits;
 mod methods;
 mod params;
@@ -36,6 +38,7 @@ use crate::crypto::random_token;
 pub use admission::{Connections, Refusal};
 use ddp::{Incoming, MeteorError, MethodResult};
 use errors::too_many_requests;
+use heartbeat::{Due, Heartbeat};
 pub use limits::Limits;
 use limits::{RateLimiter, Verdict};
 use methods::{Methods, Session};
@@ -141,6 +144,8 @@ pub enum End {
     /// The client closed or the socket failed.
     Gone,
     Idle,
+    /// A server `ping` went unanswered for the heartbeat timeout.
+    Unanswered,
     TooBig,
     Flood(&'static str),
     UnsupportedVersion,
@@ -154,6 +159,7 @@ impl End {
         let (code, reason) = match self {
             End::Gone | End::SendFailed => return None,
             End::Idle => (close_code::NORMAL, "idle timeout"),
+            End::Unanswered => (close_code::NORMAL, "heartbeat timeout"),
             End::TooBig => (close_code::SIZE, "message too big"),
             End::Flood(why) => (close_code::POLICY, *why),
             End::UnsupportedVersion => (close_code::PROTOCOL, "unsupported DDP version"),
@@ -169,6 +175,7 @@ impl End {
         match self {
             End::Gone => "gone",
             End::Idle => "idle",
+            End::Unanswered => "heartbeat_timeout",
             End::TooBig => "too_big",
             End::Flood(_) => "flood",
             End::UnsupportedVersion => "unsupported_version",
@@ -183,16 +190,30 @@ struct Call {
     params: Vec<Value>,
 }
 
+/// A method's answer and the collection messages (`added`, `removed`) it
+/// caused, which Meteor sends before the `result`.
+struct Finished {
+    id: String,
+    result: MethodResult,
+    changes: Vec<String>,
+}
+
 /// The worker: runs one connection's methods one at a time, in order.
 fn spawn_worker<M: Methods>(
     mut methods: M,
     mut calls: mpsc::Receiver<Call>,
-    done: mpsc::Sender<(String, MethodResult)>,
+    done: mpsc::Sender<Finished>,
 ) {
     tokio::spawn(async move {
         while let Some(c) = calls.recv().await {
-            let r = methods.call(&c.method, c.params).await;
-            if done.send((c.id, r)).await.is_err() {
+            let result = methods.call(&c.method, c.params).await;
+            let changes = methods.take_changes();
+            let f = Finished {
+                id: c.id,
+                result,
+                changes,
+            };
+            if done.send(f).await.is_err() {
                 break;
             }
         }
@@ -203,11 +224,12 @@ struct Conn<O, M> {
     out: O,
     limits: Limits,
     limiter: RateLimiter,
+    heartbeat: Heartbeat,
     connected: bool,
     /// The methods, until the first call moves them into the worker.
     methods: Option<M>,
     calls: Option<mpsc::Sender<Call>>,
-    done: mpsc::Sender<(String, MethodResult)>,
+    done: mpsc::Sender<Finished>,
     in_flight: usize,
 }
 
@@ -219,9 +241,11 @@ where
     M: Methods,
 {
     let (done, mut finished) = mpsc::channel(limits.max_in_flight.max(1));
+    let now = Instant::now();
     let mut c = Conn {
         out,
-        limiter: RateLimiter::new(&limits, Instant::now()),
+        limiter: RateLimiter::new(&limits, now),
+        heartbeat: Heartbeat::new(limits.idle_timeout, limits.heartbeat_timeout, now),
         limits,
         connected: false,
         methods: Some(methods),
@@ -229,21 +253,20 @@ where
         done,
         in_flight: 0,
     };
-    let idle = tokio::time::sleep(c.limits.idle_timeout);
-    tokio::pin!(idle);
     let end = loop {
+        let (at, due) = c.heartbeat.next();
         let step = tokio::select! {
             frame = incoming.next() => match frame {
                 None => Err(End::Gone),
                 Some(Err(e)) if is_too_big(&e) => Err(End::TooBig),
                 Some(Err(_)) => Err(End::Gone),
                 Some(Ok(frame)) => {
-                    idle.as_mut().reset(Instant::now() + c.limits.idle_timeout);
+                    c.heartbeat.seen(Instant::now());
                     c.on_frame(frame).await
                 }
             },
-            Some((id, r)) = finished.recv() => c.on_finished(&id, &r).await,
-            () = &mut idle => Err(End::Idle),
+            Some(f) = finished.recv() => c.on_finished(f).await,
+            () = tokio::time::sleep_until(at) => c.on_due(due).await,
         };
         if let Err(end) = step {
             break end;
@@ -308,7 +331,7 @@ where
                 ))
                 .await
             }
-            // tungstenite answers pings itself; a pong only resets the idle timer.
+            // tungstenite answers pings itself; a pong only counts as traffic.
             Message::Ping(_) | Message::Pong(_) => Ok(()),
             Message::Close(_) => Err(End::Gone),
         }
@@ -330,6 +353,10 @@ where
                     return Err(End::UnsupportedVersion);
                 }
                 self.connected = true;
+                // As Meteor: no heartbeat for `pre1`, which has no ping.
+                if version != "pre1" {
+                    self.heartbeat.start(self.limits.heartbeat_interval);
+                }
                 self.send(ddp::connected(&random_token(""))).await
             }
             _ if !self.connected => {
@@ -400,9 +427,23 @@ where
         }
     }
 
-    async fn on_finished(&mut self, id: &str, r: &MethodResult) -> Result<(), End> {
+    async fn on_finished(&mut self, f: Finished) -> Result<(), End> {
         self.in_flight = self.in_flight.saturating_sub(1);
-        self.answer(id, r).await
+        for change in f.changes {
+            self.send(change).await?;
+        }
+        self.answer(&f.id, &f.result).await
+    }
+
+    async fn on_due(&mut self, due: Due) -> Result<(), End> {
+        match due {
+            Due::Ping => {
+                self.heartbeat.pinged(Instant::now());
+                self.send(ddp::ping()).await
+            }
+            Due::Unanswered => Err(End::Unanswered),
+            Due::Idle => Err(End::Idle),
+        }
     }
 
     async fn answer(&mut self, id: &str, r: &MethodResult) -> Result<(), End> {
@@ -492,6 +533,27 @@ mod tests {
         assert_eq!(close_code_of(c.next().await), close_code::NORMAL);
         drop(c.to);
         assert_eq!(c.task.await.unwrap(), End::Idle);
+    }
+
+    #[tokio::test]
+    async fn a_quiet_client_is_pinged_and_closed_only_if_it_does_not_answer() {
+        let limits = Limits {
+            heartbeat_interval: Duration::from_millis(200),
+            heartbeat_timeout: Duration::from_millis(200),
+            idle_timeout: Duration::from_secs(30),
+            ..Limits::default()
+        };
+        let mut c = start(limits, Duration::ZERO);
+        c.connect().await;
+        for _ in 0..3 {
+            assert_eq!(c.json().await, json!({ "msg": "ping" }));
+            c.send(json!({ "msg": "pong" }));
+        }
+        assert_eq!(c.json().await, json!({ "msg": "ping" }));
+        let m = c.next().await;
+        assert_eq!(close_code_of(m), close_code::NORMAL);
+        drop(c.to);
+        assert_eq!(c.task.await.unwrap(), End::Unanswered);
     }
 
     #[tokio::test]
