@@ -61,8 +61,12 @@ impl App {
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("cannot create server.data_dir {}", data_dir.display()))?;
         let keys = Keys::load_or_create(config.server.secret_key.as_ref(), data_dir)?;
-        let host = HostId::load_or_create(data_dir)
-            .with_context(|| format!("cannot read or create the host id in {}", data_dir.display()))?;
+        let host = HostId::load_or_create(data_dir).with_context(|| {
+            format!(
+                "cannot read or create the host id in {}",
+                data_dir.display()
+            )
+        })?;
         let store = store::open(&config.database_url())
             .await
             .with_context(|| "cannot open the store (server.database_url)")?;

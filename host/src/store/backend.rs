@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use sqlx::{ColumnIndex, Connection, Decode, Pool, Row, Transaction, Type};
 
-use super::health::FaultMark;
+use super::faults::FaultMark;
 use super::{Result, StoreError};
 
 /// One bound argument. Borrowed: binding copies nothing the driver does not.
@@ -282,7 +282,7 @@ pub struct Tx<B: Backend> {
 
 impl<B: Backend> Tx<B> {
     fn watch<T>(&self, r: Result<T>) -> Result<T> {
-        self.faults.watch::<B, T>(r)
+        self.faults.watch(r, B::is_broken)
     }
 
     pub(super) async fn exec(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<u64> {
@@ -297,7 +297,7 @@ impl<B: Backend> Tx<B> {
 
     pub(super) async fn commit(self) -> Result<()> {
         let faults = self.faults.clone();
-        faults.watch::<B, ()>(self.tx.commit().await.map_err(StoreError::Db))
+        faults.watch(self.tx.commit().await.map_err(StoreError::Db), B::is_broken)
     }
 
     pub(super) async fn rollback(self) -> Result<()> {

@@ -14,13 +14,14 @@
 //!   pooled connection and on a freshly opened one, in a row of its own per
 //!   host (`store_probe`), so hosts sharing PostgreSQL never contend.
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
-use sqlx::pool::{PoolConnectionMetadata, PoolOptions};
+use sqlx::pool::PoolOptions;
 use sqlx::{ConnectOptions, Connection};
 
 use super::backend::{Backend, SqlStore};
+use super::faults::FaultMark;
 use super::{Result, StoreError};
 
 /// How long one probe may take before the store counts as not writable.
@@ -29,54 +30,11 @@ pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 const PROBE_WRITE: &str = "INSERT INTO store_probe (host, at) VALUES ($1, $2)
     ON CONFLICT (host) DO UPDATE SET at = excluded.at";
 
-/// When a statement last failed with a broken-class error.
-#[derive(Debug, Default)]
-pub struct FaultMark(Mutex<Option<Instant>>);
-
-impl FaultMark {
-    pub fn mark(&self) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
-    }
-
-    /// Marks the fault if `r` is a broken-class error; passes `r` on.
-    pub fn watch<B: Backend, T>(&self, r: Result<T>) -> Result<T> {
-        if let Err(StoreError::Db(e)) = &r
-            && B::is_broken(e)
-        {
-            self.mark();
-        }
-        r
-    }
-
-    /// Whether a connection of this age was opened before the last fault
-    /// (and so may have seen it): such a connection is closed, not reused.
-    pub fn predates_fault(&self, meta: &PoolConnectionMetadata) -> bool {
-        let last = *self.0.lock().unwrap_or_else(|e| e.into_inner());
-        match (last, Instant::now().checked_sub(meta.age)) {
-            (Some(fault), Some(opened)) => opened <= fault,
-            (Some(_), None) => true,
-            (None, _) => false,
-        }
-    }
-}
-
-/// The classes of sqlx error every backend treats as "this connection may
-/// be broken": the transport failed, or the driver lost its footing.
-pub fn transport_broken(e: &sqlx::Error) -> bool {
-    matches!(
-        e,
-        sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_)
-            | sqlx::Error::Protocol(_)
-            | sqlx::Error::WorkerCrashed
-    )
-}
-
 impl<B: Backend> SqlStore<B> {
     /// Notes a broken-class error so the pool retires the connections that
     /// may have seen it; passes the result on unchanged.
     pub(super) fn watch<T>(&self, r: Result<T>) -> Result<T> {
-        self.faults.watch::<B, T>(r)
+        self.faults.watch(r, B::is_broken)
     }
 
     /// One tiny write through the pool and one through a connection opened
@@ -86,13 +44,15 @@ impl<B: Backend> SqlStore<B> {
         let args = [host.into(), now.into()];
         let pooled = async { self.exec(PROBE_WRITE, &args).await.map(|_| ()) };
         let fresh = async {
-            let mut conn = self.fresh.connect().await.map_err(StoreError::Db)?;
+            // A replacement connection that cannot be opened (the file moved
+            // away, the server gone) is a fault too: the pooled connections
+            // may be writing somewhere that no longer is the database.
+            let mut conn = self.watch(self.fresh.connect().await.map_err(StoreError::Db))?;
             let r = B::execute(&mut conn, PROBE_WRITE, &args).await;
             let _ = conn.close().await;
             self.watch(r).map(|_| ())
         };
-        match tokio::time::timeout(PROBE_TIMEOUT, async { tokio::try_join!(pooled, fresh) }).await
-        {
+        match tokio::time::timeout(PROBE_TIMEOUT, async { tokio::try_join!(pooled, fresh) }).await {
             Ok(r) => r.map(|_| ()),
             Err(_) => Err(StoreError::Other(format!(
                 "no write completed within {PROBE_TIMEOUT:?}"

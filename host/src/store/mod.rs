@@ -46,6 +46,7 @@ mod backend;
 mod codes;
 #[cfg(test)]
 mod conformance;
+mod faults;
 mod health;
 mod postgres;
 mod queue;

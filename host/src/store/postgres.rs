@@ -19,7 +19,8 @@ use sqlx::query::Query;
 use sqlx::{ConnectOptions, Connection, Postgres};
 
 use super::backend::{Arg, Backend, SqlStore, run_bound};
-use super::health::{self, transport_broken};
+use super::faults::transport_broken;
+use super::health;
 use super::{Result, StoreError};
 
 /// Connections per host unless the URL says `?max_connections=N`. Each
@@ -96,7 +97,9 @@ impl SqlStore<Postgres> {
                 )));
             }
         };
-        sqlx::migrate!("./migrations/postgres").run(&mut first).await?;
+        sqlx::migrate!("./migrations/postgres")
+            .run(&mut first)
+            .await?;
         let _ = first.close().await;
         let faults = Arc::default();
         let pool = health::pool_options::<Postgres>(&faults)
@@ -138,12 +141,13 @@ impl Backend for Postgres {
             return transport_broken(e);
         };
         // SQLSTATE classes: connection exception (08), operator
-        // intervention (57: shutdown, crash, cannot connect now),
-        // insufficient resources (53: disk full), system error (58: I/O),
-        // internal error (XX: corruption); an undefined table (42P01: not
-        // postern's schema); a read-only transaction (25006: a standby).
+        // intervention (57: shutdown, crash, cannot connect now), system
+        // error (58: I/O), internal error (XX: corruption); an undefined
+        // table (42P01: not postern's schema); a read-only transaction
+        // (25006: a standby). Not insufficient resources (53): a full disk
+        // or too many clients leaves the connection itself sound.
         let code = d.code().unwrap_or_default();
-        ["08", "57", "53", "58", "XX"].iter().any(|c| code.starts_with(c))
+        ["08", "57", "58", "XX"].iter().any(|c| code.starts_with(c))
             || code == "42P01"
             || code == "25006"
     }

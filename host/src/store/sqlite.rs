@@ -17,7 +17,8 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, Connection, Sqlite};
 
 use super::backend::{Arg, Backend, SqlStore, run_bound};
-use super::health::{self, transport_broken};
+use super::faults::transport_broken;
+use super::health;
 use super::{Result, StoreError};
 
 pub type SqliteStore = SqlStore<Sqlite>;
@@ -41,7 +42,9 @@ impl SqlStore<Sqlite> {
         // Only start-up may create the file; a connection opened later (say
         // while the file is moved away) fails rather than start an empty one.
         let mut first = opts.connect().await?;
-        sqlx::migrate!("./migrations/sqlite").run(&mut first).await?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&mut first)
+            .await?;
         let _ = first.close().await;
         let opts = opts.create_if_missing(false);
         let faults = Arc::default();
@@ -88,8 +91,12 @@ impl Backend for Sqlite {
         };
         // Primary result codes (the low byte of the extended code):
         // READONLY, IOERR, CORRUPT, FULL, CANTOPEN, NOTADB.
-        let primary = d.code().and_then(|c| c.parse::<i32>().ok()).map(|c| c & 0xff);
-        matches!(primary, Some(8 | 10 | 11 | 13 | 14 | 26)) || d.message().starts_with("no such table")
+        let primary = d
+            .code()
+            .and_then(|c| c.parse::<i32>().ok())
+            .map(|c| c & 0xff);
+        matches!(primary, Some(8 | 10 | 11 | 13 | 14 | 26))
+            || d.message().starts_with("no such table")
     }
 }
 

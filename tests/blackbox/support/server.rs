@@ -66,6 +66,16 @@ impl Postern {
         Self::spawn(dir, config.to_string(), env, db).await
     }
 
+    /// Starts postern in `dir` (its data in `dir/data`, which the test may
+    /// have prepared, e.g. as a mount point) on SQLite, or as `env` says.
+    pub async fn start_in(dir: Arc<tempfile::TempDir>, config: &str, env: &[(&str, &str)]) -> Self {
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Self::spawn(dir, config.to_string(), env, None).await
+    }
+
     /// The environment a CLI command needs to work on this server's store.
     pub fn cli_env(&self) -> Vec<(String, String)> {
         let mut env = vec![(

@@ -115,7 +115,10 @@ impl Queue {
         {
             Ok(0) => {}
             Ok(n) => {
-                tracing::info!(deliveries = n, "resuming deliveries leased by this host's previous run")
+                tracing::info!(
+                    deliveries = n,
+                    "resuming deliveries leased by this host's previous run"
+                )
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot take back this host's earlier leases; they resume when the leases expire")
