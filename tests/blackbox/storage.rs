@@ -57,7 +57,7 @@ async fn through_a_fault(
             .await
             .is_some()
     );
-    let load = Load::start(p, &what.replace(' ', "-"), 8);
+    let load = Load::start(p, &what.replace(' ', "-"), Duration::from_millis(20));
     tokio::time::sleep(Duration::from_secs(1)).await;
     begin();
     let began = Instant::now();
@@ -150,7 +150,11 @@ async fn sqlite_a_full_disk_is_reported_and_recovered_from() {
         },
     )
     .await;
-    assert!(report.refused > 0, "the fault did not bite: {report:?}");
+    assert!(
+        report.refused > 0,
+        "the fault did not bite: {report:?}\n{}",
+        p.logs()
+    );
     let metrics = p.metrics().await;
     assert!(metrics.contains("postern_store_up 1"), "{metrics}");
 }
@@ -172,7 +176,11 @@ async fn sqlite_a_database_moved_away_and_back_is_never_replaced_by_an_empty_one
         || std::fs::rename(&away, &db).unwrap(),
     )
     .await;
-    assert!(report.refused > 0, "the fault did not bite: {report:?}");
+    assert!(
+        report.refused > 0,
+        "the fault did not bite: {report:?}\n{}",
+        p.logs()
+    );
     // Everything written before, during and after is in the one file.
     let (s, v) = p.get("/api/v1/deliveries?limit=1").await;
     assert_eq!(s, 200, "{v}");

@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::http::Receiver;
@@ -65,45 +65,43 @@ pub struct Call {
     pub status: u16,
 }
 
-/// Test sends through channel `url` from `clients` concurrent callers, one
-/// after another each, to a new address every time, until stopped.
+/// Test sends through channel `url`, a new one every `every` whatever the
+/// earlier ones are doing (so a stuck call never hides a fault), each to
+/// a new address, until stopped.
 pub struct Load {
     stop: Arc<AtomicBool>,
-    calls: Arc<Mutex<Vec<Call>>>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    task: tokio::task::JoinHandle<Vec<Call>>,
 }
 
 impl Load {
-    pub fn start(p: &Postern, label: &str, clients: usize) -> Self {
+    pub fn start(p: &Postern, label: &str, every: Duration) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
-        let calls = Arc::new(Mutex::new(Vec::new()));
         let url = p.url("/api/v1/channels/url/test");
-        let tasks = (0..clients)
-            .map(|n| {
-                let (stop, calls, url) = (stop.clone(), calls.clone(), url.clone());
-                let label = format!("{label}-{n}-");
-                tokio::spawn(async move {
-                    let client = Postern::client();
-                    for i in 0.. {
-                        if stop.load(Ordering::Relaxed) {
-                            break;
-                        }
-                        let call = send(&client, &url, format!("{label}{i}@example.com")).await;
-                        calls.lock().unwrap().push(call);
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                    }
-                })
-            })
-            .collect();
-        Self { stop, calls, tasks }
+        let (halt, label) = (stop.clone(), label.to_string());
+        let task = tokio::spawn(async move {
+            let client = Postern::client();
+            let mut calls = Vec::new();
+            for i in 0.. {
+                if halt.load(Ordering::Relaxed) {
+                    break;
+                }
+                let (client, url) = (client.clone(), url.clone());
+                let to = format!("{label}{i}@example.com");
+                calls.push(tokio::spawn(async move { send(&client, &url, to).await }));
+                tokio::time::sleep(every).await;
+            }
+            let mut done = Vec::new();
+            for c in calls {
+                done.extend(c.await.ok());
+            }
+            done
+        });
+        Self { stop, task }
     }
 
     pub async fn stop(self) -> Vec<Call> {
         self.stop.store(true, Ordering::Relaxed);
-        for t in self.tasks {
-            let _ = t.await;
-        }
-        self.calls.lock().unwrap().clone()
+        self.task.await.unwrap_or_default()
     }
 }
 
