@@ -4,6 +4,8 @@
 //! service resumes by itself. And a host killed with leases out resumes
 //! them at once when it restarts.
 
+use std::fs::Permissions;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -186,6 +188,51 @@ async fn sqlite_a_database_moved_away_and_back_is_never_replaced_by_an_empty_one
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["total"], report.acknowledged as u64, "{v}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sqlite_a_read_only_data_directory_is_reported_and_recovered_from() {
+    if !sqlite_pass("sqlite_a_read_only_data_directory") {
+        return;
+    }
+    // Permissions bind only a user other than root: the server runs as
+    // `nobody` (65534) when the test is root, else as the test's own user.
+    let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let rx = provider().await;
+    let p = if root {
+        for d in [dir.path(), data.as_path()] {
+            std::os::unix::fs::chown(d, Some(NOBODY), Some(NOBODY)).unwrap();
+        }
+        Postern::start_as(dir, &fault_config(&rx), NOBODY).await
+    } else {
+        Postern::start_in(dir, &fault_config(&rx), &[]).await
+    };
+    let read_only = |on: bool| {
+        let (dir_mode, file_mode) = if on { (0o555, 0o444) } else { (0o755, 0o644) };
+        for f in ["postern.db", "postern.db-wal", "postern.db-shm"] {
+            let _ = std::fs::set_permissions(data.join(f), Permissions::from_mode(file_mode));
+        }
+        std::fs::set_permissions(&data, Permissions::from_mode(dir_mode)).unwrap();
+    };
+    let report = through_a_fault(
+        &p,
+        &rx,
+        "read-only data dir",
+        || read_only(true),
+        || read_only(false),
+    )
+    .await;
+    assert!(
+        report.refused > 0,
+        "the fault did not bite: {report:?}\n{}",
+        p.logs()
+    );
+}
+
+/// The unprivileged user the read-only test runs the server as.
+const NOBODY: u32 = 65534;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn postgres_restarted_under_a_running_postern() {
