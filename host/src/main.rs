@@ -72,6 +72,28 @@ enum Command {
 enum PluginAction {
     /// Validate a component against the plugin world and print its describe().
     Check { file: PathBuf },
+    /// Make an Ed25519 signing key pair: OUT.key (secret) and OUT.pub.
+    Keygen {
+        #[arg(long, default_value = "postern-plugin")]
+        out: PathBuf,
+    },
+    /// Sign a component with a secret key file; writes FILE.sig.
+    Sign {
+        file: PathBuf,
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Check FILE.sig (or --sig) against [plugins] trusted_keys and --key.
+    Verify {
+        file: PathBuf,
+        #[arg(long)]
+        sig: Option<PathBuf>,
+        /// A trusted public key, or a file holding one (repeatable).
+        #[arg(long = "key")]
+        keys: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -135,6 +157,12 @@ fn init_logging(format: &str) {
 }
 
 async fn run(cli: Cli) -> Result<ExitCode> {
+    // Keys and signatures are made without a config.
+    if let Command::Plugin { action } = &cli.command
+        && let Some(done) = plugin_offline(action)
+    {
+        return Ok(print_outcome(done));
+    }
     let loaded = match load_config(cli.config.as_deref()) {
         Ok(l) => l,
         Err(e) => {
@@ -155,8 +183,19 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         } => send_test(loaded.config, &channel, &to, &tenant, max_wait).await,
         Command::Tenant { action } => tenant_task(loaded.config, action).await,
         Command::Plugin {
-            action: PluginAction::Check { file },
-        } => plugin_check(&loaded.config, &file).await,
+            action: PluginAction::Verify { file, sig, keys },
+        } => Ok(print_outcome(plugin_verify(
+            &loaded.config,
+            &file,
+            sig,
+            &keys,
+        ))),
+        Command::Plugin { action } => match action {
+            PluginAction::Check { file } => plugin_check(&loaded.config, &file).await,
+            other => Ok(print_outcome(
+                plugin_offline(&other).unwrap_or(Err("unknown plugin task".into())),
+            )),
+        },
         Command::AdminToken {
             action: AdminTokenAction::Rotate,
         } => rotate_admin_token(loaded.config).await,
@@ -251,6 +290,43 @@ async fn plugin_check(config: &Config, file: &std::path::Path) -> Result<ExitCod
             Ok(ExitCode::from(1))
         }
     }
+}
+
+/// `plugin keygen` and `plugin sign`, which need no config.
+fn plugin_offline(action: &PluginAction) -> Option<std::result::Result<String, String>> {
+    use postern::plugin::sign_cli;
+    match action {
+        PluginAction::Keygen { out } => Some(sign_cli::keygen(out)),
+        PluginAction::Sign { file, key, out } => Some(sign_cli::sign(file, key, out.as_deref())),
+        _ => None,
+    }
+}
+
+/// Prints an offline command's answer: stdout and 0, or stderr and 1.
+fn print_outcome(done: std::result::Result<String, String>) -> ExitCode {
+    match done {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(reason) => {
+            eprintln!("error: {reason}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn plugin_verify(
+    config: &Config,
+    file: &std::path::Path,
+    sig: Option<PathBuf>,
+    keys: &[String],
+) -> std::result::Result<String, String> {
+    let mut trusted = config.plugins.trusted_keys.clone();
+    for k in keys {
+        trusted.push(postern::plugin::sign_cli::public_key_arg(k)?);
+    }
+    postern::plugin::sign_cli::verify(file, sig.as_deref(), &trusted)
 }
 
 async fn rotate_admin_token(config: Config) -> Result<ExitCode> {

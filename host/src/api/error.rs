@@ -245,6 +245,16 @@ impl From<UploadError> for ApiError {
                 format!("Not a valid plugin: {e}"),
             )
             .with_details(json!({ "reason": e.reason() })),
+            UploadError::Untrusted(e) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "error-invalid-plugin",
+                format!("The plugin is not trusted: {e}"),
+            )
+            .with_details(json!({ "reason": e.reason() })),
+            UploadError::Widens(w) => ApiError::conflict(
+                "The new version can do more than the live one; re-upload with ?accept=permissions to accept",
+            )
+            .with_details(serde_json::to_value(&w).unwrap_or_default()),
             UploadError::Compile(e) => {
                 ApiError::unavailable(format!("The plugin could not be compiled now: {e}"))
             }

@@ -15,6 +15,7 @@ pub mod deliveries;
 pub mod error;
 pub mod extract;
 pub mod ops;
+pub mod plugin_keys;
 pub mod plugins;
 pub mod realtime;
 pub mod session;
@@ -28,7 +29,7 @@ use std::sync::Arc;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use ipnet::IpNet;
 use serde_json::Value;
@@ -150,6 +151,15 @@ fn resource_routes() -> Router<AppState> {
                 .delete(plugins::delete)
                 // Uploads have their own cap (plugins.max_upload_bytes).
                 .layer(DefaultBodyLimit::disable()),
+        )
+        .route("/plugin-keys", get(plugin_keys::list))
+        .route(
+            "/plugin-keys/{name}",
+            put(plugin_keys::put).delete(plugin_keys::delete),
+        )
+        .route(
+            "/plugin-policy",
+            get(plugin_keys::get_policy).put(plugin_keys::put_policy),
         )
         .route("/channels", get(channels::list))
         .route(

@@ -1,8 +1,10 @@
-//! `[plugins]`: the sandbox limits every plugin runs under.
+//! `[plugins]`: the sandbox limits every plugin runs under, and which
+//! signatures tenant uploads need.
 
 use serde::Deserialize;
 
 use super::check::{ConfigError, check_range};
+use crate::plugin::trust::PublicKey;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
@@ -15,6 +17,10 @@ pub struct PluginsConfig {
     pub max_http_response_bytes: u64,
     pub max_log_bytes: u64,
     pub allow_private_networks: bool,
+    /// Refuse tenant uploads without a signature by a trusted key.
+    pub require_signature: bool,
+    /// Public keys (`ed25519:<base64>`) trusted for every tenant.
+    pub trusted_keys: Vec<PublicKey>,
 }
 
 impl Default for PluginsConfig {
@@ -28,6 +34,8 @@ impl Default for PluginsConfig {
             max_http_response_bytes: 1024 * 1024,
             max_log_bytes: 64 * 1024,
             allow_private_networks: false,
+            require_signature: false,
+            trusted_keys: Vec::new(),
         }
     }
 }

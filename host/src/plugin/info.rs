@@ -1,11 +1,11 @@
 //! What a plugin says about itself (`describe()`), as the API shows it.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::bindings::PluginInfo as WitInfo;
 
 /// What `describe()` says, as the API shows it (camelCase).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PluginInfo {
     pub name: String,
@@ -14,7 +14,7 @@ pub struct PluginInfo {
     pub config_keys: Vec<ConfigKeyInfo>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ConfigKeyInfo {
     pub name: String,

@@ -18,6 +18,10 @@
 //!   [`crate::delivery::Sender`], mapping every ending onto an outcome class.
 //! * `startup` — `[[channel]]` plugins of the config file, loaded at start-up.
 //! * `tenant` — plugins tenants upload, kept in line with the store.
+//! * [`keys`] — which keys a tenant's uploads are checked against.
+//! * [`permissions`] — what a version can do and what a re-upload adds.
+//! * [`sign_cli`] — `postern plugin keygen | sign | verify` on files.
+//! * [`trust`] — Ed25519 plugin signatures: key, signature texts, the check.
 //! * [`upload`] — one upload's checks (name, type, size, quota), compile and version swap.
 //!
 //! See `README.md` beside this file for the sandbox, limits and numbers.
@@ -28,14 +32,18 @@ mod call;
 mod host_api;
 mod info;
 mod journal;
+pub mod keys;
 mod limits;
 mod outbound;
+pub mod permissions;
 mod pool;
 mod runtime;
 mod sandbox;
 mod sender;
+pub mod sign_cli;
 mod startup;
 mod tenant;
+pub mod trust;
 pub mod upload;
 pub mod vet;
 

@@ -1,16 +1,23 @@
 //! A tenant's plugin upload, the domain half of `PUT /plugins/{name}`: the
 //! name and media type, the size cap (announced, then while reading), the
-//! tenant's plugin quota, compilation (off the request threads and
-//! time-bounded, inside [`PluginRuntime::load`](super::PluginRuntime::load)),
-//! then the version swap: stored, loaded, channels rebuilt, audited.
+//! tenant's plugin quota, the signature (`keys`, `trust`), compilation (off
+//! the request threads and time-bounded, inside
+//! [`PluginRuntime::load`](super::PluginRuntime::load)), the permission
+//! review (`permissions`), then the version swap: stored, loaded, channels
+//! rebuilt, audited.
 
 use std::future::Future;
 
 use http_body::Body;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
+use sha2::{Digest, Sha256};
 
-use super::{PluginError, TenantPlugins};
+use super::keys::Policy;
+use super::permissions::{Permissions, Widening};
+use super::trust::{self, TrustError, Verified};
+use super::{LoadedPlugin, PluginError, TenantPlugins};
 use crate::clock::Clock;
+use crate::config::plugins::PluginsConfig;
 use crate::domain::{ChannelName, TenantName};
 use crate::store::{PluginRow, Store, StoreError};
 
@@ -39,6 +46,12 @@ pub enum UploadError {
     Invalid(PluginError),
     /// The host could not compile it now (timeout, runtime failure).
     Compile(PluginError),
+    /// Unsigned when a signature is required, or a signature that does not
+    /// verify by a trusted key.
+    Untrusted(TrustError),
+    /// The new version can do more than the live one, and the upload did
+    /// not say `?accept=permissions`.
+    Widens(Widening),
     Store(StoreError),
 }
 
@@ -66,6 +79,10 @@ pub struct Offer<'a> {
     pub content_type: Option<&'a str>,
     /// `Content-Length`, if announced.
     pub announced_len: Option<u64>,
+    /// `X-Postern-Plugin-Signature`, if sent.
+    pub signature: Option<&'a str>,
+    /// `?accept=permissions`: swap in a version that can do more.
+    pub accept_permissions: bool,
 }
 
 /// A tenant's plugins and the limits that bound them.
@@ -73,8 +90,8 @@ pub struct Uploads<'a> {
     pub store: &'a dyn Store,
     pub clock: &'a dyn Clock,
     pub plugins: &'a TenantPlugins,
-    /// `plugins.max_upload_bytes`.
-    pub max_bytes: u64,
+    /// `[plugins]`: `max_upload_bytes`, `trusted_keys`, `require_signature`.
+    pub config: &'a PluginsConfig,
     /// `limits.tenant_max_plugins`.
     pub max_plugins: u32,
 }
@@ -100,12 +117,20 @@ impl Uploads<'_> {
             return Err(UploadError::NotWasm);
         }
         // Refuse by the announced size before reading anything.
-        if offer.announced_len.is_some_and(|len| len > self.max_bytes) {
+        if offer
+            .announced_len
+            .is_some_and(|len| len > self.config.max_upload_bytes)
+        {
             return Err(self.too_large());
         }
         self.check_quota(offer.tenant, &name).await?;
         let bytes = self.read(body).await?;
+        // Checked before compiling: untrusted bytes never reach Cranelift.
+        let signed = self.verify(offer.tenant, &bytes, offer.signature).await?;
         let loaded = self.plugins.runtime().load(bytes.clone()).await?;
+        if !offer.accept_permissions {
+            self.review(offer.tenant, &name, &loaded).await?;
+        }
         let now = self.clock.now_ms();
         let row = PluginRow {
             tenant: offer.tenant.to_string(),
@@ -115,11 +140,15 @@ impl Uploads<'_> {
             info: serde_json::to_string(&loaded.info).unwrap_or_default(),
             wasm: bytes,
             uploaded_at: now,
+            signature: signed.as_ref().map(|v| v.signature.clone()),
+            key_id: signed.map(|v| v.key_id),
+            imports: serde_json::to_string(&loaded.imports).unwrap_or_default(),
         };
         self.store.put_plugin(&row).await?;
         self.plugins.set(&row.tenant, &row.name, loaded);
         reload_channels.await?;
-        let detail = format!("sha256={} size={}", row.sha256, row.size);
+        let key = row.key_id.as_deref().unwrap_or("none");
+        let detail = format!("sha256={} size={} key={key}", row.sha256, row.size);
         self.store
             .audit(
                 &row.tenant,
@@ -135,8 +164,49 @@ impl Uploads<'_> {
 
     fn too_large(&self) -> UploadError {
         UploadError::TooLarge {
-            limit: self.max_bytes,
+            limit: self.config.max_upload_bytes,
         }
+    }
+
+    /// Refuses a version that can do more than the live one (as stored:
+    /// the same on every host; rows from before the review kept no imports,
+    /// for those the version this host runs is asked).
+    async fn review(
+        &self,
+        tenant: &TenantName,
+        name: &ChannelName,
+        new: &LoadedPlugin,
+    ) -> Result<(), UploadError> {
+        let rows = self.store.plugins(Some(tenant.as_str())).await?;
+        let Some(row) = rows.iter().find(|r| r.name == name.as_str()) else {
+            return Ok(());
+        };
+        let stored =
+            Permissions::from_stored(&row.imports, &row.info).filter(|p| !p.imports.is_empty());
+        let running = || {
+            self.plugins
+                .get(tenant.as_str(), name.as_str())
+                .map(|p| Permissions::of(&p.imports, &p.info))
+        };
+        let Some(live) = stored.or_else(running) else {
+            return Ok(());
+        };
+        match live.widened_by(&Permissions::of(&new.imports, &new.info)) {
+            Some(w) => Err(UploadError::Widens(w)),
+            None => Ok(()),
+        }
+    }
+
+    async fn verify(
+        &self,
+        tenant: &TenantName,
+        bytes: &[u8],
+        signature: Option<&str>,
+    ) -> Result<Option<Verified>, UploadError> {
+        let policy = Policy::load(self.store, self.config, tenant.as_str()).await?;
+        let sha256 = Sha256::digest(bytes);
+        trust::check(&sha256, signature, &policy.trusted, policy.required)
+            .map_err(UploadError::Untrusted)
     }
 
     /// Replacing a plugin is always allowed; a new name needs room.
@@ -163,7 +233,7 @@ impl Uploads<'_> {
         B: Body,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let cap = usize::try_from(self.max_bytes).unwrap_or(usize::MAX);
+        let cap = usize::try_from(self.config.max_upload_bytes).unwrap_or(usize::MAX);
         let collected = Limited::new(body, cap).collect().await.map_err(|e| {
             if e.is::<LengthLimitError>() {
                 self.too_large()

@@ -384,6 +384,9 @@ async fn a_channel_change_on_one_host_is_seen_by_the_other() {
             info: "{}".into(),
             wasm: b"\0asm".to_vec(),
             uploaded_at: NOW,
+            signature: None,
+            key_id: None,
+            imports: "[]".into(),
         };
         p.a.put_plugin(&plugin).await.unwrap();
         assert!(p.b.channels_version().await.unwrap() > after, "{}", p.name);

@@ -48,6 +48,7 @@ mod codes;
 mod conformance;
 mod faults;
 mod health;
+mod plugin_keys;
 mod postgres;
 mod queue;
 mod rate;

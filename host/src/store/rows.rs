@@ -249,6 +249,22 @@ pub struct PluginRow {
     /// Empty in listings; filled by [`super::TenantStore::plugin_bytes`].
     pub wasm: Vec<u8>,
     pub uploaded_at: i64,
+    /// The signature text it was accepted with, and its key id.
+    pub signature: Option<String>,
+    pub key_id: Option<String>,
+    /// The instances it imports, as a JSON array of strings.
+    pub imports: String,
+}
+
+/// A public key a tenant trusts to sign its plugins.
+#[derive(Debug, Clone)]
+pub struct PluginKeyRow {
+    pub tenant: String,
+    pub name: String,
+    /// `ed25519:<base64>`.
+    pub public_key: String,
+    pub key_id: String,
+    pub created_at: i64,
 }
 
 pub fn rfc3339(ms: i64) -> String {

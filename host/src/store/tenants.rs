@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 
 use super::backend::{Backend, Cols, SqlStore, Tx};
-use super::{ChannelRow, PluginRow, Result, StoreError, TenantRow};
+use super::{ChannelRow, PluginKeyRow, PluginRow, Result, StoreError, TenantRow, plugin_keys};
 
 #[async_trait]
 pub trait TenantStore: Send + Sync {
@@ -38,6 +38,11 @@ pub trait TenantStore: Send + Sync {
     /// The uploaded module itself.
     async fn plugin_bytes(&self, tenant: &str, name: &str) -> Result<Option<Vec<u8>>>;
     async fn delete_plugin(&self, tenant: &str, name: &str) -> Result<bool>;
+
+    /// Inserts or replaces a key the tenant trusts for plugin signatures.
+    async fn put_plugin_key(&self, k: &PluginKeyRow) -> Result<()>;
+    async fn plugin_keys(&self, tenant: &str) -> Result<Vec<PluginKeyRow>>;
+    async fn delete_plugin_key(&self, tenant: &str, name: &str) -> Result<bool>;
 }
 
 /// Bumps `channels_version` and commits. Other hosts poll it to reload
@@ -55,7 +60,7 @@ async fn bump_and_commit<B: Backend>(mut tx: Tx<B>) -> Result<()> {
 }
 
 /// What a tenant owns, deleted before the tenant itself (`$1` its name).
-const TENANT_TABLES: [&str; 12] = [
+const TENANT_TABLES: [&str; 14] = [
     "delivery_attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE tenant = $1)",
     "deliveries WHERE tenant = $1",
     "sessions WHERE tenant = $1",
@@ -67,6 +72,8 @@ const TENANT_TABLES: [&str; 12] = [
     "verifications WHERE tenant = $1",
     "tenant_channels WHERE tenant = $1",
     "plugins WHERE tenant = $1",
+    "plugin_keys WHERE tenant = $1",
+    "settings WHERE key = 'plugins.require_signature:' || CAST($1 AS TEXT)",
     "audit WHERE tenant = $1",
 ];
 
@@ -97,6 +104,9 @@ fn plugin_row(r: &impl Cols) -> Result<PluginRow> {
         info: r.text(4)?,
         wasm: Vec::new(),
         uploaded_at: r.int(5)?,
+        signature: r.opt_text(6)?,
+        key_id: r.opt_text(7)?,
+        imports: r.text(8)?,
     })
 }
 
@@ -245,11 +255,13 @@ impl<B: Backend> TenantStore for SqlStore<B> {
     async fn put_plugin(&self, p: &PluginRow) -> Result<()> {
         let mut tx = self.begin().await?;
         tx.exec(
-            "INSERT INTO plugins (tenant, name, sha256, size, info, wasm, uploaded_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
+            "INSERT INTO plugins (tenant, name, sha256, size, info, wasm, uploaded_at,
+                signature, key_id, imports)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
              ON CONFLICT (tenant, name) DO UPDATE SET sha256 = excluded.sha256,
                 size = excluded.size, info = excluded.info, wasm = excluded.wasm,
-                uploaded_at = excluded.uploaded_at",
+                uploaded_at = excluded.uploaded_at, signature = excluded.signature,
+                key_id = excluded.key_id, imports = excluded.imports",
             &[
                 (&p.tenant).into(),
                 (&p.name).into(),
@@ -258,6 +270,9 @@ impl<B: Backend> TenantStore for SqlStore<B> {
                 (&p.info).into(),
                 (&p.wasm).into(),
                 p.uploaded_at.into(),
+                (&p.signature).into(),
+                (&p.key_id).into(),
+                (&p.imports).into(),
             ],
         )
         .await?;
@@ -267,7 +282,8 @@ impl<B: Backend> TenantStore for SqlStore<B> {
     async fn plugins(&self, tenant: Option<&str>) -> Result<Vec<PluginRow>> {
         let rows = self
             .all(
-                "SELECT tenant, name, sha256, size, info, uploaded_at FROM plugins
+                "SELECT tenant, name, sha256, size, info, uploaded_at, signature, key_id, imports
+                 FROM plugins
                  WHERE (CAST($1 AS TEXT) IS NULL OR tenant = $1) ORDER BY tenant, name",
                 &[tenant.into()],
             )
@@ -291,5 +307,17 @@ impl<B: Backend> TenantStore for SqlStore<B> {
             .await?;
         bump_and_commit(tx).await?;
         Ok(n == 1)
+    }
+
+    async fn put_plugin_key(&self, k: &PluginKeyRow) -> Result<()> {
+        plugin_keys::put(self, k).await
+    }
+
+    async fn plugin_keys(&self, tenant: &str) -> Result<Vec<PluginKeyRow>> {
+        plugin_keys::list(self, tenant).await
+    }
+
+    async fn delete_plugin_key(&self, tenant: &str, name: &str) -> Result<bool> {
+        plugin_keys::delete(self, tenant, name).await
     }
 }

@@ -1,5 +1,6 @@
 //! Plugin runtime tests, in-process against the `postern` library: provider
-//! fakes, misbehaving guests, loading and the CLI. The guest plugins are
+//! fakes, misbehaving guests, loading and the CLI; `trust` runs the real
+//! server and CLI for signatures. The guest plugins are
 //! built once per test process (`support::wasm_dir`).
 
 mod cli;
@@ -7,3 +8,4 @@ mod containment;
 mod loading;
 mod providers;
 pub mod support;
+mod trust;
