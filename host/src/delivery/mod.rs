@@ -139,6 +139,8 @@ pub struct SendOutcome {
     pub provider_id: Option<String>,
     /// Captured plugin output, if any.
     pub log: Option<String>,
+    /// The plugin version (sha256) that ran, for plugin senders.
+    pub plugin_sha256: Option<String>,
 }
 
 impl SendOutcome {
@@ -157,6 +159,7 @@ impl SendOutcome {
             detail: detail.into(),
             provider_id: None,
             log: None,
+            plugin_sha256: None,
         }
     }
     pub fn with_provider_id(mut self, id: Option<String>) -> Self {

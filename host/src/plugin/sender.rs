@@ -119,6 +119,7 @@ impl Sender for PluginSender {
             }
         };
         outcome.log = run.journal.render();
+        outcome.plugin_sha256 = Some(self.plugin.sha256.clone());
         outcome
     }
 }

@@ -148,7 +148,10 @@ impl Uploads<'_> {
         self.plugins.set(&row.tenant, &row.name, loaded);
         reload_channels.await?;
         let key = row.key_id.as_deref().unwrap_or("none");
-        let detail = format!("sha256={} size={} key={key}", row.sha256, row.size);
+        let mut detail = format!("sha256={} size={} key={key}", row.sha256, row.size);
+        if offer.accept_permissions {
+            detail.push_str(" accepted=permissions");
+        }
         self.store
             .audit(
                 &row.tenant,

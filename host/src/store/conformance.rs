@@ -109,6 +109,7 @@ fn delivered() -> Finish {
             outcome: "delivered".into(),
             detail: "200".into(),
             duration_ms: 5,
+            plugin_sha256: None,
         }),
         status: DeliveryStatus::Delivered,
         next_attempt_at: None,

@@ -134,7 +134,8 @@ impl<B: Backend> SqlStore<B> {
             return Ok(Vec::new());
         }
         let sql = format!(
-            "SELECT delivery_id, at, outcome, detail, duration_ms FROM delivery_attempts
+            "SELECT delivery_id, at, outcome, detail, duration_ms, plugin_sha256
+             FROM delivery_attempts
              WHERE {} ORDER BY delivery_id, n",
             B::in_texts("delivery_id", 1, ids.len())
         );
@@ -146,6 +147,7 @@ impl<B: Backend> SqlStore<B> {
                     outcome: r.text(2)?,
                     detail: r.text(3)?,
                     duration_ms: r.int(4)?,
+                    plugin_sha256: r.opt_text(5)?,
                 };
                 Ok((r.text(0)?, attempt))
             })
@@ -241,8 +243,9 @@ impl<B: Backend> QueueStore for SqlStore<B> {
         };
         if let Some(a) = &f.attempt {
             tx.exec(
-                "INSERT INTO delivery_attempts (delivery_id, n, at, outcome, detail, duration_ms)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO delivery_attempts (delivery_id, n, at, outcome, detail, duration_ms,
+                    plugin_sha256)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 &[
                     id.into(),
                     n.int(0)?.into(),
@@ -250,6 +253,7 @@ impl<B: Backend> QueueStore for SqlStore<B> {
                     (&a.outcome).into(),
                     (&a.detail).into(),
                     a.duration_ms.into(),
+                    (&a.plugin_sha256).into(),
                 ],
             )
             .await?;

@@ -97,6 +97,8 @@ pub struct AttemptRow {
     pub outcome: String,
     pub detail: String,
     pub duration_ms: i64,
+    /// The plugin version (sha256) that ran it; `None` for built-in senders.
+    pub plugin_sha256: Option<String>,
 }
 
 /// How a leased delivery leaves the worker's hands.
@@ -121,6 +123,9 @@ pub struct AttemptRecord {
     pub outcome: String,
     pub detail: String,
     pub duration_ms: i64,
+    /// The plugin version (sha256) that ran this attempt (plugin channels only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plugin_sha256: Option<String>,
 }
 
 /// A delivery as the API shows it: never the code, the send-to masked.

@@ -208,3 +208,125 @@ async fn a_tenant_can_require_signatures_for_itself() {
     let (_, v) = req(&p, "GET", "/t/beta/api/v1/plugin-policy", &beta, None).await;
     assert_eq!(v["policy"]["requireSignature"], false, "{v}");
 }
+
+/// The names in `v[field]` (an array of strings).
+fn names(v: &Value, field: &str) -> Vec<String> {
+    v[field]
+        .as_array()
+        .unwrap_or_else(|| panic!("{field} in {v}"))
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reupload_that_can_do_more_needs_accept_permissions() {
+    let p = Postern::start("").await;
+    let k = tenant(&p, "acme").await;
+    let (s, v) = upload(&p, "acme", &k, "x", WASM, wasm("noop")).await;
+    assert_eq!(s, 200, "{v}");
+    let noop_sha = v["plugin"]["sha256"].clone();
+    let perms = &v["plugin"]["permissions"];
+    assert_eq!(perms["outboundHttp"], false, "{v}");
+    assert!(
+        names(perms, "imports").contains(&"wasi:cli/stdout".to_string()),
+        "{v}"
+    );
+
+    // noop -> misbehave: now imports wasi:http (and clocks, config, log).
+    let (s, v) = upload(&p, "acme", &k, "x", WASM, wasm("misbehave")).await;
+    assert_eq!(
+        (s, v["errorType"].as_str()),
+        (409, Some("error-conflict")),
+        "{v}"
+    );
+    let added = names(&v["details"], "addedImports");
+    assert!(
+        added.contains(&"wasi:http/outgoing-handler".to_string()),
+        "{v}"
+    );
+    assert_eq!(v["details"]["outboundHttp"], true, "{v}");
+    assert!(names(&v["details"], "addedSecretKeys").is_empty(), "{v}");
+    let (_, v) = req(&p, "GET", "/t/acme/api/v1/plugins/x", &k, None).await;
+    assert_eq!(
+        v["plugin"]["sha256"], noop_sha,
+        "the live version stays: {v}"
+    );
+
+    let (s, v) = upload(
+        &p,
+        "acme",
+        &k,
+        "x?accept=everything",
+        WASM,
+        wasm("misbehave"),
+    )
+    .await;
+    assert_eq!(
+        (s, v["details"]["field"].as_str()),
+        (400, Some("accept")),
+        "{v}"
+    );
+    let (s, v) = upload(
+        &p,
+        "acme",
+        &k,
+        "x?accept=permissions",
+        WASM,
+        wasm("misbehave"),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["plugin"]["permissions"]["outboundHttp"], true, "{v}");
+    // Narrower again needs no acceptance.
+    let (s, v) = upload(&p, "acme", &k, "x", WASM, wasm("noop")).await;
+    assert_eq!(s, 200, "{v}");
+
+    // Each attempt records the version that ran it.
+    let channel = json!({ "kind": "plugin", "plugin": "x" });
+    let (s, v) = req(&p, "PUT", "/t/acme/api/v1/channels/c", &k, Some(channel)).await;
+    assert_eq!(s, 200, "{v}");
+    let to = json!({ "sendTo": "someone" });
+    let (s, v) = req(&p, "POST", "/t/acme/api/v1/channels/c/test", &k, Some(to)).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        v["delivery"]["attempts"][0]["pluginSha256"], noop_sha,
+        "{v}"
+    );
+
+    // ntfy -> telegram: the same imports, a new secret key.
+    let (s, v) = upload(&p, "acme", &k, "y", WASM, wasm("ntfy")).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        names(&v["plugin"]["permissions"], "secretKeys"),
+        ["access_token"]
+    );
+    let (s, v) = upload(&p, "acme", &k, "y", WASM, wasm("telegram")).await;
+    assert_eq!(s, 409, "{v}");
+    assert_eq!(
+        names(&v["details"], "addedSecretKeys"),
+        ["bot_token"],
+        "{v}"
+    );
+    assert!(names(&v["details"], "addedImports").is_empty(), "{v}");
+    let (s, v) = upload(
+        &p,
+        "acme",
+        &k,
+        "y?accept=permissions",
+        WASM,
+        wasm("telegram"),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let (_, v) = req(&p, "GET", "/t/acme/api/v1/plugins", &k, None).await;
+    let y = v["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "y")
+        .unwrap();
+    assert_eq!(names(&y["permissions"], "secretKeys"), ["bot_token"], "{v}");
+    let (_, v) = req(&p, "GET", "/t/acme/api/v1/audit", &k, None).await;
+    assert!(v.to_string().contains("accepted=permissions"), "{v}");
+}

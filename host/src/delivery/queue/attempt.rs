@@ -145,6 +145,7 @@ impl Queue {
                 outcome: class.as_str().to_string(),
                 detail: a.detail,
                 duration_ms: a.elapsed.as_millis() as i64,
+                plugin_sha256: a.outcome.plugin_sha256,
             }),
             status: DeliveryStatus::Queued,
             next_attempt_at: None,
