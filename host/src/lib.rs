@@ -14,6 +14,7 @@ pub mod crypto;
 pub mod delivery;
 pub mod domain;
 pub mod http_server;
+pub mod messages;
 pub mod metrics;
 pub mod netguard;
 pub mod plugin;
