@@ -16,7 +16,6 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery, ClientInfo, TenantAccess};
 use crate::delivery::Message;
 use crate::delivery::queue::Enqueue;
-use crate::delivery::template::default_text;
 use crate::store::{DeliveryFilter, DeliveryRecord, DeliveryStatus};
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -144,13 +143,15 @@ pub async fn test_channel(
     let code = random_code(state.config.limits.code_length);
     let message = Message {
         send_to: body.send_to,
-        text: default_text(&code, ttl),
+        // Rendered by the channel before the attempt, in its default locale.
+        text: String::new(),
         code,
         ttl_seconds: ttl,
         username: "postern-test".into(),
         user_agent: caller.user_agent,
         remote_address: Some(caller.ip.to_string()),
         locale: None,
+        email: None,
     };
     let req = Enqueue {
         tenant: access.tenant,

@@ -75,7 +75,12 @@ pub struct Message {
     pub username: String,
     pub user_agent: Option<String>,
     pub remote_address: Option<String>,
+    /// The BCP 47 locale chosen when the code was queued.
     pub locale: Option<String>,
+    /// The email parts, rendered for the channel right before an attempt
+    /// (`registry::Channel::compose`); never stored.
+    #[serde(skip)]
+    pub email: Option<crate::messages::Email>,
 }
 
 impl fmt::Debug for Message {

@@ -156,6 +156,7 @@ impl Queue {
         let id = format!("dlv_{}", uuid::Uuid::new_v4().simple());
         let lease_until = now + self.settings.lease.as_millis() as i64;
         let send_to_masked = mask_destination(&req.message.send_to);
+        let facts = channel.facts(&req.message);
         let payload = Payload {
             message: req.message,
             alternates: req.alternates,
@@ -173,6 +174,7 @@ impl Queue {
             fallback_depth: 0,
             created_at: now,
             lease: Some((self.owner.clone(), lease_until)),
+            facts,
         };
         self.store.insert_delivery(&new).await?;
         let claimed = ClaimedDelivery {

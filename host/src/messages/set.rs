@@ -53,6 +53,12 @@ pub struct Messages {
     site: Site,
 }
 
+impl Default for Messages {
+    fn default() -> Self {
+        Self::builtin(Site::default())
+    }
+}
+
 impl Messages {
     /// The built-in messages only.
     pub fn builtin(site: Site) -> Self {

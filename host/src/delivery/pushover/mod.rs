@@ -120,6 +120,7 @@ pub fn file_channel(
         rule,
         fallback: None,
         secrets: vec![p.api_token.clone()],
+        messages: Default::default(),
     })
 }
 

@@ -118,6 +118,7 @@ pub fn file_channel(
         rule,
         fallback: None,
         secrets: c.signing_secret.into_iter().collect(),
+        messages: Default::default(),
     })
 }
 
