@@ -191,6 +191,10 @@ async fn config_check(loaded: config::Loaded) -> Result<ExitCode> {
     for k in &loaded.unknown_keys {
         println!("warning: unknown key `{k}` ignored");
     }
+    // Every template was rendered once while loading; long texts warn.
+    for w in config::templates::warnings(&config) {
+        println!("warning: {w}");
+    }
     println!("{}: OK", loaded.source);
     Ok(ExitCode::SUCCESS)
 }

@@ -348,3 +348,114 @@ async fn bad_templates_are_refused_naming_the_field_and_position() {
     assert!(err.contains("sms_gateway[0].templates.text.de"), "{err}");
     assert!(err.contains("line 1"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn file_channels_take_templates_smtp_tags_keep_working_and_preview_renders() {
+    let smtp = SmtpServer::start(SmtpOptions::default()).await;
+    let sms = Receiver::start(vec![reply(200, "ID: 1")]).await;
+    let cfg = r#"[server]
+base_url = "https://2fa.example.com"
+[smtp]
+server = "127.0.0.1:SMTP_PORT"
+sender_email = "2fa@example.com"
+starttls = "off"
+subject = "Code for {username}"
+body = "Your code: {code} (valid {ttl}) <b>"
+[[sms_gateway]]
+name = "sms"
+kind = "http"
+url = "SMS_URL"
+http_method = "POST"
+options = { text = "{text}", to = "{phone}" }
+templates.text = { fr = "Code : {{ code }}" }
+templates.webotp = true
+"#
+    .replace("SMTP_PORT", &smtp.port.to_string())
+    .replace("SMS_URL", &sms.url("/send"));
+    let p = Postern::start(&cfg).await;
+
+    // rport's `{code}` tags in [smtp] subject/body, both MIME parts.
+    let (s, v) = p.test_send("email", "ann@example.com").await;
+    assert_eq!(s, 200, "{v}");
+    let mail = smtp.mails().pop().unwrap();
+    assert_eq!(mail.parsed().subject(), Some("Code for postern-test"));
+    let code = mail.code(6);
+    assert_eq!(
+        mail.text().trim_end(),
+        format!("Your code: {code} (valid 10 minutes) <b>")
+    );
+    assert!(
+        mail.html()
+            .contains(&format!("Your code: {code} (valid 10 minutes) &lt;b&gt;")),
+        "{}",
+        mail.html()
+    );
+
+    // A French number through the file gateway: its own French template
+    // and the WebOTP line.
+    let (s, v) = p.test_send("sms", "+33612345678").await;
+    assert_eq!(s, 200, "{v}");
+    let text = sms.requests().last().unwrap().form_get("text").unwrap();
+    let c = code_in(&text);
+    assert_eq!(text, format!("Code : {c}\n\n@2fa.example.com #{c}"));
+
+    // Preview: the chain's fallback (fr-CA → fr), a sample code, nothing sent.
+    let sent = sms.requests().len();
+    let (s, v) = p
+        .post(
+            "/api/v1/templates/preview",
+            json!({ "channel": "sms", "locale": "fr-CA" }),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["preview"]["locale"], "fr");
+    assert_eq!(
+        v["preview"]["text"],
+        "Code : 123456\n\n@2fa.example.com #123456"
+    );
+    assert_eq!(
+        v["preview"]["sms"],
+        json!({ "encoding": "GSM-7", "segments": 1 })
+    );
+    assert_eq!(sms.requests().len(), sent, "a preview sends nothing");
+    let (s, v) = p
+        .post(
+            "/api/v1/templates/preview",
+            json!({ "channel": "email", "kind": "subject" }),
+        )
+        .await;
+    assert_eq!(
+        (s, v["preview"]["text"].as_str()),
+        (200, Some("Code for jane.doe")),
+        "{v}"
+    );
+    let (s, v) = p
+        .post(
+            "/api/v1/templates/preview",
+            json!({ "channel": "email", "kind": "poem" }),
+        )
+        .await;
+    assert_eq!(
+        (s, v["details"]["field"].as_str()),
+        (400, Some("kind")),
+        "{v}"
+    );
+    let (s, _) = p
+        .post("/api/v1/templates/preview", json!({ "channel": "nope" }))
+        .await;
+    assert_eq!(s, 404);
+
+    // `config check` warns about a text that needs two SMS.
+    let dir = tempfile::tempdir().unwrap();
+    let long = "[[sms_gateway]]\nname = \"sms\"\nkind = \"http\"\nurl = \"http://127.0.0.1:9/x\"\n\
+                templates.text = { en = \"{% for i in range(30) %}{{ code }} {% endfor %}\" }\n";
+    std::fs::write(Postern::config_path(dir.path()), long).unwrap();
+    let (rc, out, err) = run_cli(dir.path(), &["config", "check", "-c", "postern.toml"], &[]);
+    assert_eq!(rc, 0, "{out}{err}");
+    assert!(
+        out.contains(
+            "warning: channel `sms`: the text needs more than one SMS (en: GSM-7, 2 segments)"
+        ),
+        "{out}"
+    );
+}

@@ -160,9 +160,10 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         super::two_factor::regenerate_codes, super::two_factor::check_codes_remaining, super::two_factor::disable_totp,
         super::two_factor::enable_channel, super::two_factor::confirm_channel, super::audit::audit,
         super::verify::start, super::verify::check, super::verify::get_one, super::verify::cancel,
+        super::templates::preview,
     ),
     components(schemas(
-        crate::store::DeliveryRecord, crate::store::AttemptRecord, ChannelHealth,
+        crate::store::DeliveryRecord, crate::store::AttemptRecord, crate::store::SmsFacts, ChannelHealth,
         super::deliveries::TestRequest, super::deliveries::DeliveryResponse,
         super::deliveries::DeliveryList, super::error::ErrorBody,
     )),
