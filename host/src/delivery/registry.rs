@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use super::recipient::RecipientRule;
-use super::{Message, Sender};
+use super::{Message, MessageForm, Sender};
 use crate::domain::{ChannelName, TenantName};
 use crate::messages::{Locale, Messages, Preferences, Vars, sms};
 use crate::secret::Secret;
@@ -44,7 +44,7 @@ impl Channel {
         };
         let mut out = m.clone();
         out.text = self.messages.text(&loc, &vars).map_err(|e| e.to_string())?;
-        if self.sender.kind() == super::smtp::NAME {
+        if self.sender.form() == MessageForm::Email {
             out.email = Some(
                 self.messages
                     .email(&loc, &vars)
@@ -57,9 +57,9 @@ impl Channel {
     /// What the delivery record says about `m` on this channel: its
     /// locale, and for a text channel the SMS length of the text.
     pub fn facts(&self, m: &Message) -> MessageFacts {
-        let sms = match self.sender.kind() {
-            super::smtp::NAME | super::url::NAME | super::pushover::NAME => None,
-            _ => self.compose(m).ok().map(|c| {
+        let sms = match self.sender.form() {
+            MessageForm::Email | MessageForm::Fields => None,
+            MessageForm::Text => self.compose(m).ok().map(|c| {
                 let l = sms::length(&c.text);
                 SmsFacts {
                     encoding: l.encoding.as_str().to_string(),

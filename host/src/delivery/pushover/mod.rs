@@ -55,6 +55,10 @@ impl Sender for PushoverSender {
         NAME
     }
 
+    fn form(&self) -> super::MessageForm {
+        super::MessageForm::Fields
+    }
+
     async fn validate_recipient(&self, send_to: &str) -> Result<(), String> {
         if is_user_key(send_to) {
             Ok(())

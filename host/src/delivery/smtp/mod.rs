@@ -40,6 +40,10 @@ impl Sender for SmtpSender {
         NAME
     }
 
+    fn form(&self) -> super::MessageForm {
+        super::MessageForm::Email
+    }
+
     async fn validate_recipient(&self, send_to: &str) -> Result<(), String> {
         EmailAddress::parse(send_to).map(|_| ())
     }
