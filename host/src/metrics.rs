@@ -14,6 +14,8 @@ pub struct Metrics {
     pub realtime_refused: IntCounterVec,
     pub realtime_closed: IntCounterVec,
     pub realtime_calls: IntCounterVec,
+    /// 1 while the store's last write probe succeeded, else 0.
+    pub store_up: IntGauge,
 }
 
 /// A counter family registered in `registry`. The definitions are static,
@@ -23,6 +25,13 @@ fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntC
         .unwrap_or_else(|e| panic!("static metric definition {name}: {e}"));
     let _ = registry.register(Box::new(c.clone()));
     c
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name, help)
+        .unwrap_or_else(|e| panic!("static metric definition {name}: {e}"));
+    let _ = registry.register(Box::new(g.clone()));
+    g
 }
 
 impl Metrics {
@@ -39,12 +48,11 @@ impl Metrics {
         )
         .unwrap_or_else(|e| panic!("static metric definition: {e}"));
         let _ = registry.register(Box::new(attempt_seconds.clone()));
-        let realtime_connections = IntGauge::new(
+        let realtime_connections = gauge(
+            r,
             "realtime_connections",
             "Open realtime (WebSocket) connections",
-        )
-        .unwrap_or_else(|e| panic!("static metric definition: {e}"));
-        let _ = registry.register(Box::new(realtime_connections.clone()));
+        );
         Self {
             attempts: counter(
                 r,
@@ -81,6 +89,11 @@ impl Metrics {
                 "realtime_calls_total",
                 "Realtime method calls by method and outcome (ok or the error id)",
                 &["method", "outcome"],
+            ),
+            store_up: gauge(
+                r,
+                "store_up",
+                "1 while the store accepts writes (the readiness probe), else 0",
             ),
             attempt_seconds,
             realtime_connections,

@@ -46,9 +46,12 @@ mod backend;
 mod codes;
 #[cfg(test)]
 mod conformance;
+mod faults;
+mod health;
 mod postgres;
 mod queue;
 mod rate;
+mod readiness;
 mod rows;
 mod sqlite;
 #[cfg(test)]
@@ -67,6 +70,7 @@ pub use codes::CodeStore;
 pub use postgres::PgStore;
 pub use queue::QueueStore;
 pub use rate::RateStore;
+pub use readiness::{FRESH_FOR as READINESS_FRESH_FOR, Readiness};
 pub use rows::*;
 pub use sqlite::SqliteStore;
 pub use tenants::TenantStore;
@@ -128,13 +132,15 @@ pub fn check_postgres_url(database_url: &str) -> std::result::Result<(), String>
 pub trait Store:
     QueueStore + UserStore + CodeStore + TenantStore + RateStore + AuditStore + Send + Sync
 {
-    async fn ping(&self) -> Result<()>;
+    /// One tiny write in this host's `store_probe` row, through the pool
+    /// and through a new connection; an error says why the store cannot
+    /// write (see `health.rs`).
+    async fn probe_write(&self, host: &str, now: i64) -> Result<()>;
 }
 
 #[async_trait]
 impl<B: backend::Backend> Store for SqlStore<B> {
-    async fn ping(&self) -> Result<()> {
-        self.exec("SELECT 1", &[]).await?;
-        Ok(())
+    async fn probe_write(&self, host: &str, now: i64) -> Result<()> {
+        SqlStore::probe_write(self, host, now).await
     }
 }
