@@ -23,7 +23,7 @@ pub struct PreviewRequest {
     kind: Option<String>,
 }
 
-#[utoipa::path(post, path = "/t/{tenant}/api/v1/templates/preview", tag = "channels",
+#[utoipa::path(post, path = "/t/{tenant}/api/v1/templates/preview", tag = "messages",
     params(("tenant" = String, Path, description = "Tenant name; /api/v1/… is the `default` tenant")),
     request_body = PreviewRequest, security(("bearer" = [])),
     responses((status = 200, description = "{success, preview:{channel, kind, locale, text, sms?:{encoding, segments}}}: rendered with a sample code, nothing sent"),

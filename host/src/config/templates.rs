@@ -64,12 +64,20 @@ pub fn warnings(cfg: &Config) -> Vec<String> {
         return Vec::new();
     };
     let ttl = cfg.api.two_fa_token_ttl_seconds;
-    all.iter()
-        .filter(|(name, _)| name != "email")
-        .flat_map(|(name, m)| {
-            m.long_texts(cfg.limits.code_length, ttl)
-                .into_iter()
-                .map(move |w| format!("channel `{name}`: the text needs more than one SMS ({w})"))
-        })
-        .collect()
+    let mut out = Vec::new();
+    for (name, m) in all.iter().filter(|(name, _)| name != "email") {
+        let long = m.long_texts(cfg.limits.code_length, ttl);
+        if long.is_empty() {
+            continue;
+        }
+        let each: Vec<String> = long
+            .iter()
+            .map(|(loc, l)| format!("{loc}: {}, {} segments", l.encoding.as_str(), l.segments))
+            .collect();
+        out.push(format!(
+            "channel `{name}`: the text needs more than one SMS ({})",
+            each.join("; ")
+        ));
+    }
+    out
 }

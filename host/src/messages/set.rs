@@ -14,7 +14,7 @@ use minijinja::{Environment, Value};
 use super::spec::CatchAll;
 use super::{
     Email, Kind, Locale, Preferences, Site, TemplateError, TemplatesSpec, Vars, defaults, engine,
-    locale, plain_field, ttl,
+    locale, plain_field, sms, ttl,
 };
 
 fn name(kind: Kind, scope: &str, tag: &str) -> String {
@@ -243,9 +243,9 @@ impl Messages {
         })
     }
 
-    /// SMS texts that need more than one segment, as `config check`
-    /// warnings: `"de: UCS-2, 2 segments"`.
-    pub fn long_texts(&self, code_length: u32, ttl_seconds: u32) -> Vec<String> {
+    /// The locales whose text needs more than one SMS segment, with
+    /// that text's length (for `config check`).
+    pub fn long_texts(&self, code_length: u32, ttl_seconds: u32) -> Vec<(Locale, sms::SmsLength)> {
         let code = "0".repeat(code_length as usize);
         let v = Vars {
             code: &code,
@@ -254,19 +254,12 @@ impl Messages {
             user_agent: None,
             remote_address: None,
         };
-        let mut out = Vec::new();
-        for loc in self.available() {
-            if let Ok(t) = self.text(&loc, &v) {
-                let l = super::sms::length(&t);
-                if l.segments > 1 {
-                    out.push(format!(
-                        "{loc}: {}, {} segments",
-                        l.encoding.as_str(),
-                        l.segments
-                    ));
-                }
-            }
-        }
-        out
+        self.available()
+            .into_iter()
+            .filter_map(|loc| {
+                let l = sms::length(&self.text(&loc, &v).ok()?);
+                (l.segments > 1).then_some((loc, l))
+            })
+            .collect()
     }
 }
