@@ -260,8 +260,43 @@ async fn the_locale_chain_picks_verify_locale_header_country_then_default() {
         w.last_telegram()
     );
 
-    // A stored language changes with updateOwnBasicInfo's `language` too:
-    // checked through users.info after a refused bad tag.
+    // A user changes their own language (`updateOwnBasicInfo`; without 2FA
+    // the second factor is the password's SHA-256), shown by users.info.
+    let (s, v) = w
+        .call(
+            "POST",
+            "/users.create",
+            Some(json!({ "username": "lea", "password": "pw-lea-1" })),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let (_, v) = w
+        .call(
+            "POST",
+            "/login",
+            Some(json!({ "user": "lea", "password": "pw-lea-1" })),
+        )
+        .await;
+    let (uid, tok) = (
+        v["data"]["userId"].as_str().unwrap(),
+        v["data"]["authToken"].as_str().unwrap(),
+    );
+    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"pw-lea-1"));
+    let r = Postern::client()
+        .post(w.p.url("/t/acme/api/v1/users.updateOwnBasicInfo"))
+        .header("x-user-id", uid)
+        .header("x-auth-token", tok)
+        .header("x-2fa-method", "password")
+        .header("x-2fa-code", digest)
+        .json(&json!({ "data": { "language": "fr-ch" } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let (_, v) = w.call("GET", "/users.info?username=lea", None).await;
+    assert_eq!(v["user"]["language"], "fr-CH", "{v}");
+
+    // Bad tags are refused naming the field.
     let (s, v) = w
         .call(
             "POST",
