@@ -14,6 +14,7 @@ pub struct Metrics {
     pub realtime_refused: IntCounterVec,
     pub realtime_closed: IntCounterVec,
     pub realtime_calls: IntCounterVec,
+    pub handset_receipts: IntCounterVec,
 }
 
 /// A counter family registered in `registry`. The definitions are static,
@@ -81,6 +82,12 @@ impl Metrics {
                 "realtime_calls_total",
                 "Realtime method calls by method and outcome (ok or the error id)",
                 &["method", "outcome"],
+            ),
+            handset_receipts: counter(
+                r,
+                "handset_receipts_total",
+                "Delivery receipts from SMSCs by handset state (matched: a delivery carries the id)",
+                &["tenant", "channel", "state", "matched"],
             ),
             attempt_seconds,
             realtime_connections,

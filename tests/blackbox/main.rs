@@ -12,6 +12,7 @@ mod plugins;
 mod queue;
 mod realtime;
 mod rocketchat;
+mod smpp;
 mod smtp;
 mod tenants;
 mod twofa;

@@ -162,7 +162,8 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         super::verify::start, super::verify::check, super::verify::get_one, super::verify::cancel,
     ),
     components(schemas(
-        crate::store::DeliveryRecord, crate::store::AttemptRecord, ChannelHealth,
+        crate::store::DeliveryRecord, crate::store::AttemptRecord, crate::store::HandsetRecord,
+        ChannelHealth,
         super::deliveries::TestRequest, super::deliveries::DeliveryResponse,
         super::deliveries::DeliveryList, super::error::ErrorBody,
     )),

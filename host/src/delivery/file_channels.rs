@@ -67,7 +67,7 @@ pub fn file_channels(
     Ok(out)
 }
 
-/// `[[sms_gateway]]` number `i`: an `sms-http` or an `sms-smtp` channel.
+/// `[[sms_gateway]]` number `i`: an `sms-http`, `sms-smtp` or `sms-smpp` channel.
 fn gateway_channel(
     cfg: &Config,
     i: usize,
@@ -78,6 +78,7 @@ fn gateway_channel(
     let key = format!("sms_gateway[{i}]");
     let sender: Arc<dyn Sender> = match g.kind.as_str() {
         "http" => Arc::new(SmsHttpSender::new(g, ctx).map_err(|e| format!("{key}: {e}"))?),
+        "smpp" => Arc::new(super::sms_smpp::file_sender(g, &key)?),
         _ => {
             let mailer = mailer
                 .cloned()

@@ -49,6 +49,7 @@ mod conformance;
 mod postgres;
 mod queue;
 mod rate;
+mod receipts;
 mod rows;
 mod sqlite;
 #[cfg(test)]
@@ -67,6 +68,7 @@ pub use codes::CodeStore;
 pub use postgres::PgStore;
 pub use queue::QueueStore;
 pub use rate::RateStore;
+pub use receipts::{HandsetRecord, HandsetState, NewReceipt, ReceiptStore};
 pub use rows::*;
 pub use sqlite::SqliteStore;
 pub use tenants::TenantStore;
@@ -74,7 +76,9 @@ pub use users::UserStore;
 
 /// The store traits, for callers: `use crate::store::prelude::*;`.
 pub mod prelude {
-    pub use super::{AuditStore, CodeStore, QueueStore, RateStore, Store, TenantStore, UserStore};
+    pub use super::{
+        AuditStore, CodeStore, QueueStore, RateStore, ReceiptStore, Store, TenantStore, UserStore,
+    };
 }
 
 #[derive(Debug, Error)]
@@ -126,7 +130,15 @@ pub fn check_postgres_url(database_url: &str) -> std::result::Result<(), String>
 /// Everything a host keeps, by area; `Arc<dyn Store>` is what callers hold.
 #[async_trait]
 pub trait Store:
-    QueueStore + UserStore + CodeStore + TenantStore + RateStore + AuditStore + Send + Sync
+    QueueStore
+    + UserStore
+    + CodeStore
+    + TenantStore
+    + RateStore
+    + AuditStore
+    + ReceiptStore
+    + Send
+    + Sync
 {
     async fn ping(&self) -> Result<()>;
 }

@@ -115,6 +115,7 @@ fn record(r: &impl Cols) -> Result<DeliveryRecord> {
         username: r.opt_text(5)?,
         provider_id: r.opt_text(6)?,
         fallback_of: r.opt_text(7)?,
+        handset: None,
         expires_at: rfc3339(r.int(8)?),
         created_at: rfc3339(r.int(9)?),
     })

@@ -7,6 +7,7 @@ pub mod pg;
 pub mod secrets;
 pub mod server;
 pub mod sink;
+pub mod smsc;
 pub mod smtp;
 pub mod tls;
 
