@@ -15,7 +15,7 @@ pub const SYSTEM_ID: &str = "postern";
 pub const PASSWORD: &str = "smpp-pw1";
 
 const FAST: &str = "[delivery]\nretry_base_ms = 100\nretry_max_ms = 300\nworkers = 32\n\
-    [limits]\nsends_per_destination = 100000\ntenant_deliveries_per_minute = 100000\n\
+    [limits]\nsends_per_destination = 10000\ntenant_deliveries_per_minute = 100000\n\
     tenant_max_concurrent_deliveries = 64\n";
 
 pub fn gateway(name: &str, smsc: &Smsc, password: &str, extra: &str) -> String {
