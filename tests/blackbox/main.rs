@@ -13,6 +13,7 @@ mod queue;
 mod realtime;
 mod rocketchat;
 mod smpp;
+mod smpp_node;
 mod smtp;
 mod tenants;
 mod twofa;
