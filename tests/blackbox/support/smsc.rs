@@ -47,6 +47,10 @@ struct State {
     receipt_stat: Option<String>,
     /// Destinations refused with ESME_RINVDSTADR.
     invalid_prefix: Option<String>,
+    /// Also send a receipt for a message id nobody submitted.
+    stray_receipts: bool,
+    /// Answer the next submit with a PDU header claiming 1 MiB.
+    poison_next: bool,
 }
 
 pub struct Smsc {
@@ -110,6 +114,15 @@ impl Smsc {
         self.state.lock().unwrap().invalid_prefix = Some(prefix.into());
     }
 
+    /// The next submit gets an oversized PDU instead of its answer.
+    pub fn poison_next(&self) {
+        self.state.lock().unwrap().poison_next = true;
+    }
+
+    pub fn send_stray_receipts(&self) {
+        self.state.lock().unwrap().stray_receipts = true;
+    }
+
     pub fn send_receipts(&self, stat: &str) {
         self.state.lock().unwrap().receipt_stat = Some(stat.into());
     }
@@ -156,6 +169,11 @@ async fn connection(stream: TcpStream, state: Arc<Mutex<State>>, creds: (String,
                     return;
                 }
             }
+            Some(Pdu::SubmitSm(_)) if std::mem::take(&mut state.lock().unwrap().poison_next) => {
+                use tokio::io::AsyncWriteExt;
+                let _ = framed.get_mut().write_all(&[0, 0x10, 0, 0, 0, 0, 0, 4]).await;
+                let _ = framed.get_mut().write_all(&[0xAB; 64]).await;
+            }
             Some(Pdu::SubmitSm(sm)) => {
                 let (status, id, receipt) = submit(&state, sm);
                 let resp = SubmitSmResp::builder()
@@ -165,6 +183,10 @@ async fn connection(stream: TcpStream, state: Arc<Mutex<State>>, creds: (String,
                 if let Some(stat) = receipt {
                     seq += 1;
                     send_receipt(&mut framed, seq, sm, &id, &stat).await;
+                    if state.lock().unwrap().stray_receipts {
+                        seq += 1;
+                        send_receipt(&mut framed, seq, sm, "no-such-id", "DELIVRD").await;
+                    }
                 }
             }
             Some(Pdu::DeliverSmResp(_)) => state.lock().unwrap().deliver_sm_resps += 1,
