@@ -5,6 +5,7 @@ mod support;
 
 mod api_errors;
 mod bench;
+mod bench_smpp;
 mod cli;
 mod http_senders;
 mod multihost;

@@ -16,9 +16,10 @@ use rusmpp::tokio_codec::CommandCodec;
 use rusmpp::types::{COctetString, OctetString};
 use rusmpp::values::EsmClass;
 use rusmpp::{Command, CommandStatus, Pdu};
+use tokio::io::WriteHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
-use tokio_util::codec::Framed;
+use tokio_util::codec::{FramedRead, FramedWrite};
 
 /// One message as the handset would show it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +52,8 @@ struct State {
     stray_receipts: bool,
     /// Answer the next submit with a PDU header claiming 1 MiB.
     poison_next: bool,
+    /// How long the SMSC takes to answer a submit.
+    latency: std::time::Duration,
 }
 
 pub struct Smsc {
@@ -114,6 +117,10 @@ impl Smsc {
         self.state.lock().unwrap().invalid_prefix = Some(prefix.into());
     }
 
+    pub fn set_latency(&self, latency: std::time::Duration) {
+        self.state.lock().unwrap().latency = latency;
+    }
+
     /// The next submit gets an oversized PDU instead of its answer.
     pub fn poison_next(&self) {
         self.state.lock().unwrap().poison_next = true;
@@ -140,12 +147,22 @@ impl Drop for Smsc {
     }
 }
 
-type Conn = Framed<TcpStream, CommandCodec>;
+type Writer = Arc<tokio::sync::Mutex<FramedWrite<WriteHalf<TcpStream>, CommandCodec>>>;
 
 async fn connection(stream: TcpStream, state: Arc<Mutex<State>>, creds: (String, String)) {
-    let mut framed = Framed::new(stream, CommandCodec::new());
-    let mut seq = 1_000_000u32;
-    while let Some(Ok(cmd)) = framed.next().await {
+    let (read, write) = tokio::io::split(stream);
+    let mut reader = FramedRead::new(read, CommandCodec::new());
+    let writer: Writer = Arc::new(tokio::sync::Mutex::new(FramedWrite::new(
+        write,
+        CommandCodec::new(),
+    )));
+    let send = |c: Command| {
+        let w = writer.clone();
+        async move {
+            let _ = w.lock().await.send(c).await;
+        }
+    };
+    while let Some(Ok(cmd)) = reader.next().await {
         let n = cmd.sequence_number();
         let reply = |status, pdu: Pdu| Command::new(status, n, pdu);
         match cmd.pdu() {
@@ -164,42 +181,56 @@ async fn connection(stream: TcpStream, state: Arc<Mutex<State>>, creds: (String,
                 let resp = BindTransceiverResp::builder()
                     .system_id(COctetString::from_str("loopback-smsc").unwrap())
                     .build();
-                let _ = framed.send(reply(status, resp.into())).await;
+                send(reply(status, resp.into())).await;
                 if !ok {
                     return;
                 }
             }
             Some(Pdu::SubmitSm(_)) if std::mem::take(&mut state.lock().unwrap().poison_next) => {
                 use tokio::io::AsyncWriteExt;
-                let _ = framed.get_mut().write_all(&[0, 0x10, 0, 0, 0, 0, 0, 4]).await;
-                let _ = framed.get_mut().write_all(&[0xAB; 64]).await;
+                let mut w = writer.lock().await;
+                let _ = w.get_mut().write_all(&[0, 0x10, 0, 0, 0, 0, 0, 4]).await;
+                let _ = w.get_mut().write_all(&[0xAB; 64]).await;
             }
             Some(Pdu::SubmitSm(sm)) => {
-                let (status, id, receipt) = submit(&state, sm);
-                let resp = SubmitSmResp::builder()
-                    .message_id(COctetString::from_str(&id).unwrap())
-                    .build();
-                let _ = framed.send(reply(status, resp.into())).await;
-                if let Some(stat) = receipt {
-                    seq += 1;
-                    send_receipt(&mut framed, seq, sm, &id, &stat).await;
-                    if state.lock().unwrap().stray_receipts {
-                        seq += 1;
-                        send_receipt(&mut framed, seq, sm, "no-such-id", "DELIVRD").await;
-                    }
+                let answer = answer_submit(state.clone(), writer.clone(), n, sm.clone());
+                let latency = state.lock().unwrap().latency;
+                if latency.is_zero() {
+                    answer.await;
+                } else {
+                    // Answered after the SMSC's latency, concurrently, as a real one would.
+                    tokio::spawn(async move {
+                        tokio::time::sleep(latency).await;
+                        answer.await;
+                    });
                 }
             }
             Some(Pdu::DeliverSmResp(_)) => state.lock().unwrap().deliver_sm_resps += 1,
-            Some(Pdu::EnquireLink) => {
-                let _ = framed.send(reply(CommandStatus::EsmeRok, Pdu::EnquireLinkResp)).await;
-            }
+            Some(Pdu::EnquireLink) => send(reply(CommandStatus::EsmeRok, Pdu::EnquireLinkResp)).await,
             Some(Pdu::Unbind) => {
                 state.lock().unwrap().unbinds += 1;
-                let _ = framed.send(reply(CommandStatus::EsmeRok, Pdu::UnbindResp)).await;
+                send(reply(CommandStatus::EsmeRok, Pdu::UnbindResp)).await;
                 return;
             }
             _ => {}
         }
+    }
+}
+
+/// Records a submit, answers it, and sends its receipt(s) if asked to.
+async fn answer_submit(state: Arc<Mutex<State>>, writer: Writer, n: u32, sm: SubmitSm) {
+    let (status, id, receipt) = submit(&state, &sm);
+    let resp = SubmitSmResp::builder()
+        .message_id(COctetString::from_str(&id).unwrap())
+        .build();
+    let mut w = writer.lock().await;
+    let _ = w.send(Command::new(status, n, resp)).await;
+    let Some(stat) = receipt else { return };
+    let stray = state.lock().unwrap().stray_receipts;
+    let seq = 1_000_000 + n;
+    let _ = w.send(receipt_for(seq, &sm, &id, &stat)).await;
+    if stray {
+        let _ = w.send(receipt_for(seq + 500_000, &sm, "no-such-id", "DELIVRD")).await;
     }
 }
 
@@ -255,7 +286,7 @@ fn submit(state: &Mutex<State>, sm: &SubmitSm) -> (CommandStatus, String, Option
     (CommandStatus::EsmeRok, id, s.receipt_stat.clone())
 }
 
-async fn send_receipt(framed: &mut Conn, seq: u32, sm: &SubmitSm, id: &str, stat: &str) {
+fn receipt_for(seq: u32, sm: &SubmitSm, id: &str, stat: &str) -> Command {
     let text = format!(
         "id:{id} sub:001 dlvrd:001 submit date:2612011200 done date:2612011201 stat:{stat} err:000 text:"
     );
@@ -265,9 +296,7 @@ async fn send_receipt(framed: &mut Conn, seq: u32, sm: &SubmitSm, id: &str, stat
         .esm_class(EsmClass::from(0x04))
         .short_message(OctetString::from_str(&text).unwrap())
         .build();
-    let _ = framed
-        .send(Command::new(CommandStatus::EsmeRok, seq, receipt))
-        .await;
+    Command::new(CommandStatus::EsmeRok, seq, receipt)
 }
 
 /// GSM 03.38 default alphabet, code points 0x00..=0x7F.
