@@ -28,7 +28,12 @@ async fn row(window: u32, latency: Duration) -> (f64, usize) {
     let config = format!(
         "[delivery]\nworkers = 64\n[limits]\nsends_per_destination = 10000\n\
          tenant_deliveries_per_minute = 1000000\ntenant_max_concurrent_deliveries = 64\n{}",
-        gateway("smpp", &smsc, PASSWORD, &format!("window = {window}\ntimeout_seconds = 30"))
+        gateway(
+            "smpp",
+            &smsc,
+            PASSWORD,
+            &format!("window = {window}\ntimeout_seconds = 30")
+        )
     );
     let p = Postern::start(&config).await;
     let client = Arc::new(Postern::client());
@@ -81,13 +86,19 @@ async fn row(window: u32, latency: Duration) -> (f64, usize) {
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "benchmark: scripts/bench"]
 async fn bench_smpp_deliveries_per_second() {
-    println!("\nSMPP deliveries/s, one session, {CLIENTS} concurrent API clients, {} deliveries per row", deliveries());
+    println!(
+        "\nSMPP deliveries/s, one session, {CLIENTS} concurrent API clients, {} deliveries per row",
+        deliveries()
+    );
     println!("| SMSC answers after | window | deliveries/s | failed |");
     println!("|---|---|---|---|");
     for latency in [Duration::ZERO, Duration::from_millis(5)] {
         for window in [1, 10] {
             let (rate, failed) = row(window, latency).await;
-            println!("| {} ms | {window} | {rate:.1} | {failed} |", latency.as_millis());
+            println!(
+                "| {} ms | {window} | {rate:.1} | {failed} |",
+                latency.as_millis()
+            );
         }
     }
 }

@@ -56,7 +56,11 @@ async fn smpp_delivers_a_gsm7_text_and_the_receipt_marks_the_handset_state() {
     .await;
     assert_eq!(d["handset"]["state"], "delivered", "{d}");
     assert!(d["handset"]["at"].as_str().unwrap().ends_with('Z'), "{d}");
-    assert_eq!(smsc.counts().3, 1, "the receipt is answered with deliver_sm_resp");
+    assert_eq!(
+        smsc.counts().3,
+        1,
+        "the receipt is answered with deliver_sm_resp"
+    );
     let m = p.metrics().await;
     // `matched` is "false" when the receipt overtook the record of its submit.
     let counted = regex::Regex::new(
@@ -82,9 +86,11 @@ async fn smpp_undeliverable_receipts_and_unknown_ids_are_answered() {
     .await;
     assert_eq!(d["handset"]["state"], "undeliverable", "{d}");
     assert_eq!(d["status"], "delivered", "the SMSC took it: {d}");
-    eventually(Duration::from_secs(10), "both receipts answered", || async {
-        (smsc.counts().3 == 2).then_some(())
-    })
+    eventually(
+        Duration::from_secs(10),
+        "both receipts answered",
+        || async { (smsc.counts().3 == 2).then_some(()) },
+    )
     .await;
     let m = p.metrics().await;
     assert!(
@@ -107,7 +113,13 @@ async fn smpp_throttled_submit_is_retried_and_arrives() {
     assert_eq!(smsc.received().len(), 1);
     let first = &d["attempts"][0];
     assert_eq!(first["outcome"], "transient", "{d}");
-    assert!(first["detail"].as_str().unwrap().contains("ESME_RTHROTTLED"), "{d}");
+    assert!(
+        first["detail"]
+            .as_str()
+            .unwrap()
+            .contains("ESME_RTHROTTLED"),
+        "{d}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -127,7 +139,10 @@ async fn smpp_invalid_destination_fails_permanently_and_falls_back() {
     let attempts = v["delivery"]["attempts"].as_array().unwrap();
     assert_eq!(attempts.len(), 1, "no retry of a permanent failure: {v}");
     let detail = attempts[0]["detail"].as_str().unwrap();
-    assert!(detail.contains("invalid recipient") && detail.contains("ESME_RINVDSTADR"), "{detail}");
+    assert!(
+        detail.contains("invalid recipient") && detail.contains("ESME_RINVDSTADR"),
+        "{detail}"
+    );
     eventually(Duration::from_secs(10), "the fallback delivery", || async {
         (backup.received().len() == 1).then_some(())
     })
@@ -157,10 +172,14 @@ async fn smpp_wrong_password_is_misconfigured_without_the_password() {
     );
     assert!(!v.to_string().contains("wrongpw9"));
     assert!(smsc.counts().1 >= 1);
-    let ready = eventually(Duration::from_secs(10), "readyz to show the refusal", || async {
-        let (_, r) = p.get("/readyz").await;
-        (r["channels"]["smpp"]["status"] == "failing").then_some(r)
-    })
+    let ready = eventually(
+        Duration::from_secs(10),
+        "readyz to show the refusal",
+        || async {
+            let (_, r) = p.get("/readyz").await;
+            (r["channels"]["smpp"]["status"] == "failing").then_some(r)
+        },
+    )
     .await;
     let why = ready["channels"]["smpp"]["detail"].as_str().unwrap();
     assert!(why.contains("ESME_RINVPASWD"), "{ready}");
@@ -272,7 +291,11 @@ mod texts {
         let smsc = Smsc::start(SYSTEM_ID, PASSWORD).await;
         let s = sender(&smsc).await;
         let cases = [
-            ("Code 123456 für Jörg: {gültig} 10 Min. [ok] ~ €5 @home_", 0x00, 1),
+            (
+                "Code 123456 für Jörg: {gültig} 10 Min. [ok] ~ €5 @home_",
+                0x00,
+                1,
+            ),
             ("Ваш код: 123456. Он действует 10 минут.", 0x08, 1),
             ("验证码 123456，10 分钟内有效。", 0x08, 1),
         ];
@@ -280,7 +303,10 @@ mod texts {
             let o = s.send(&message(&format!("+49170000{i}"), text)).await;
             assert_eq!(o.class, OutcomeClass::Delivered, "{}", o.detail);
             let got = smsc.received().pop().unwrap();
-            assert_eq!((got.text.as_str(), got.data_coding, got.parts), (*text, *coding, *parts));
+            assert_eq!(
+                (got.text.as_str(), got.data_coding, got.parts),
+                (*text, *coding, *parts)
+            );
             assert_eq!(o.provider_id.as_deref(), Some(got.message_id.as_str()));
         }
         let long_gsm = "Your verification code is 123456. ".repeat(6);
@@ -290,7 +316,10 @@ mod texts {
             assert_eq!(o.class, OutcomeClass::Delivered, "{}", o.detail);
             assert!(o.detail.contains("(2 parts)"), "{}", o.detail);
             let got = smsc.received().pop().unwrap();
-            assert_eq!((got.text.as_str(), got.data_coding, got.parts), (text.as_str(), coding, parts));
+            assert_eq!(
+                (got.text.as_str(), got.data_coding, got.parts),
+                (text.as_str(), coding, parts)
+            );
         }
         s.shutdown().await;
         assert_eq!(smsc.counts().2, 1, "unbound");
@@ -337,13 +366,30 @@ async fn smpp_tenant_channel_sends_and_keeps_the_password_secret() {
     assert_eq!(s, 200, "{v}");
     assert!(!v.to_string().contains(PASSWORD));
     let test = json!({ "sendTo": "+491701234567" });
-    let (s, v) = req(&p, "POST", "/t/acme/api/v1/channels/sms/test", &key, Some(test)).await;
+    let (s, v) = req(
+        &p,
+        "POST",
+        "/t/acme/api/v1/channels/sms/test",
+        &key,
+        Some(test),
+    )
+    .await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(smsc.received()[0].to, "491701234567");
     let id = id(&v);
     let d = eventually(Duration::from_secs(10), "the handset state", || async {
-        let (_, v) = req(&p, "GET", &format!("/t/acme/api/v1/deliveries/{id}"), &key, None).await;
-        v["delivery"].get("handset").is_some().then(|| v["delivery"].clone())
+        let (_, v) = req(
+            &p,
+            "GET",
+            &format!("/t/acme/api/v1/deliveries/{id}"),
+            &key,
+            None,
+        )
+        .await;
+        v["delivery"]
+            .get("handset")
+            .is_some()
+            .then(|| v["delivery"].clone())
     })
     .await;
     assert_eq!(d["handset"]["state"], "delivered", "{d}");

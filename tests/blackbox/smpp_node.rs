@@ -65,7 +65,9 @@ impl NodeSmsc {
             events,
         };
         smsc.port = eventually(Duration::from_secs(20), "node SMSC to listen", || async {
-            smsc.find("listening").and_then(|v| v["port"].as_u64()).map(|p| p as u16)
+            smsc.find("listening")
+                .and_then(|v| v["port"].as_u64())
+                .map(|p| p as u16)
         })
         .await;
         Some(smsc)
@@ -73,7 +75,11 @@ impl NodeSmsc {
 
     fn all(&self, event: &str) -> Vec<Value> {
         let events = self.events.lock().unwrap();
-        events.iter().filter(|v| v["event"] == event).cloned().collect()
+        events
+            .iter()
+            .filter(|v| v["event"] == event)
+            .cloned()
+            .collect()
     }
 
     fn find(&self, event: &str) -> Option<Value> {
@@ -141,7 +147,11 @@ async fn smpp_ucs2_and_long_texts_decode_intact_in_the_npm_smpp_server() {
     };
     let s = postern::delivery::sms_smpp::file_sender(&g, "sms_gateway[0]").unwrap();
     let texts = [
-        ("Code 123456 für Jörg: {gültig} [ok] €5 @home_".to_string(), 0, 1),
+        (
+            "Code 123456 für Jörg: {gültig} [ok] €5 @home_".to_string(),
+            0,
+            1,
+        ),
         ("Ваш код: 123456. Он действует 10 минут.".to_string(), 8, 1),
         ("Your verification code is 123456. ".repeat(6), 0, 2),
         ("验证码 123456，10 分钟内有效。".repeat(4), 8, 2),
@@ -164,7 +174,10 @@ async fn smpp_ucs2_and_long_texts_decode_intact_in_the_npm_smpp_server() {
         })
         .await;
         assert_eq!(msg["text"].as_str(), Some(text.as_str()), "{msg}");
-        assert_eq!((msg["data_coding"].as_u64(), msg["parts"].as_u64()), (Some(*coding), Some(*parts)));
+        assert_eq!(
+            (msg["data_coding"].as_u64(), msg["parts"].as_u64()),
+            (Some(*coding), Some(*parts))
+        );
     }
     s.shutdown().await;
 }

@@ -206,7 +206,9 @@ async fn connection(stream: TcpStream, state: Arc<Mutex<State>>, creds: (String,
                 }
             }
             Some(Pdu::DeliverSmResp(_)) => state.lock().unwrap().deliver_sm_resps += 1,
-            Some(Pdu::EnquireLink) => send(reply(CommandStatus::EsmeRok, Pdu::EnquireLinkResp)).await,
+            Some(Pdu::EnquireLink) => {
+                send(reply(CommandStatus::EsmeRok, Pdu::EnquireLinkResp)).await
+            }
             Some(Pdu::Unbind) => {
                 state.lock().unwrap().unbinds += 1;
                 send(reply(CommandStatus::EsmeRok, Pdu::UnbindResp)).await;
@@ -230,7 +232,9 @@ async fn answer_submit(state: Arc<Mutex<State>>, writer: Writer, n: u32, sm: Sub
     let seq = 1_000_000 + n;
     let _ = w.send(receipt_for(seq, &sm, &id, &stat)).await;
     if stray {
-        let _ = w.send(receipt_for(seq + 500_000, &sm, "no-such-id", "DELIVRD")).await;
+        let _ = w
+            .send(receipt_for(seq + 500_000, &sm, "no-such-id", "DELIVRD"))
+            .await;
     }
 }
 
@@ -243,7 +247,10 @@ fn submit(state: &Mutex<State>, sm: &SubmitSm) -> (CommandStatus, String, Option
         s.throttled += 1;
         return (CommandStatus::EsmeRthrottled, String::new(), None);
     }
-    if s.invalid_prefix.as_deref().is_some_and(|p| to.starts_with(p)) {
+    if s.invalid_prefix
+        .as_deref()
+        .is_some_and(|p| to.starts_with(p))
+    {
         return (CommandStatus::EsmeRinvdstadr, String::new(), None);
     }
     s.next_id += 1;

@@ -172,7 +172,12 @@ mod tests {
         assert!(!e.contains("123456789"));
         let mut g = gateway();
         g.window = 0;
-        assert!(validate(&g, "p").unwrap_err().to_string().contains("p.window"));
+        assert!(
+            validate(&g, "p")
+                .unwrap_err()
+                .to_string()
+                .contains("p.window")
+        );
     }
 
     #[test]

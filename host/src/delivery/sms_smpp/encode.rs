@@ -19,7 +19,11 @@ const UCS2_SINGLE: usize = 140;
 
 /// The text as one or more PDUs built on `template` (addresses, flags).
 /// `reference` tells the parts of one concatenated message apart.
-pub fn submit_parts(template: SubmitSm, text: &str, reference: u8) -> Result<Vec<SubmitSm>, String> {
+pub fn submit_parts(
+    template: SubmitSm,
+    text: &str,
+    reference: u8,
+) -> Result<Vec<SubmitSm>, String> {
     let gsm_len = Gsm7BitUnpacked::new().encode_to_vec(text).map(|v| v.len());
     match gsm_len {
         Ok(n) if n <= GSM7_SINGLE => template
@@ -63,7 +67,10 @@ mod tests {
         assert_eq!(p[0].short_message().as_ref(), "a".repeat(160).as_bytes());
         // `{` costs two septets (escape + code).
         let p = parts("{1}");
-        assert_eq!(p[0].short_message().as_ref(), &[0x1B, 0x28, b'1', 0x1B, 0x29]);
+        assert_eq!(
+            p[0].short_message().as_ref(),
+            &[0x1B, 0x28, b'1', 0x1B, 0x29]
+        );
     }
 
     #[test]

@@ -102,7 +102,9 @@ impl SmppSender {
             .destination(send_to)
             .parse::<COctetString<1, 21>>()
             .map_err(|_| {
-                SendOutcome::permanent("invalid recipient: not an SMPP address (at most 20 ASCII characters)")
+                SendOutcome::permanent(
+                    "invalid recipient: not an SMPP address (at most 20 ASCII characters)",
+                )
             })?;
         Ok(SubmitSm::builder()
             .service_type(ServiceType::default())
@@ -214,7 +216,11 @@ impl KindAdapter for Kind {
         spec: &KindSpec,
         ctx: &TenantContext<'_>,
     ) -> Result<Arc<dyn Sender>, SpecError> {
-        if let Some(k) = spec.config.keys().find(|k| !CONFIG_KEYS.contains(&k.as_str())) {
+        if let Some(k) = spec
+            .config
+            .keys()
+            .find(|k| !CONFIG_KEYS.contains(&k.as_str()))
+        {
             return Err(err(
                 format!("config.{k}"),
                 format!("unknown key `{k}` for kind `{NAME}`"),

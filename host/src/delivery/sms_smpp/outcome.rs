@@ -71,7 +71,10 @@ mod tests {
     #[test]
     fn names_are_smpp_names() {
         assert_eq!(status_name(CommandStatus::EsmeRinvpaswd), "ESME_RINVPASWD");
-        assert_eq!(status_name(CommandStatus::EsmeRthrottled), "ESME_RTHROTTLED");
+        assert_eq!(
+            status_name(CommandStatus::EsmeRthrottled),
+            "ESME_RTHROTTLED"
+        );
         assert_eq!(status_name(CommandStatus::EsmeRxTAppn), "ESME_RX_T_APPN");
         assert_eq!(status_name(CommandStatus::Other(0x401)), "0x00000401");
     }
@@ -79,15 +82,28 @@ mod tests {
     #[test]
     fn statuses_map_onto_outcome_classes() {
         let class = |s| for_status(s).class;
-        assert_eq!(class(CommandStatus::EsmeRthrottled), OutcomeClass::Transient);
+        assert_eq!(
+            class(CommandStatus::EsmeRthrottled),
+            OutcomeClass::Transient
+        );
         assert_eq!(class(CommandStatus::EsmeRmsgqful), OutcomeClass::Transient);
-        assert_eq!(class(CommandStatus::EsmeRinvdstadr), OutcomeClass::Permanent);
-        assert_eq!(class(CommandStatus::EsmeRinvesmclass), OutcomeClass::Permanent);
+        assert_eq!(
+            class(CommandStatus::EsmeRinvdstadr),
+            OutcomeClass::Permanent
+        );
+        assert_eq!(
+            class(CommandStatus::EsmeRinvesmclass),
+            OutcomeClass::Permanent
+        );
         assert!(
             for_status(CommandStatus::EsmeRinvdstadr)
                 .detail
                 .starts_with("invalid recipient")
         );
-        assert!(misconfigured("ESME_RINVPASWD").detail.contains("ESME_RINVPASWD"));
+        assert!(
+            misconfigured("ESME_RINVPASWD")
+                .detail
+                .contains("ESME_RINVPASWD")
+        );
     }
 }

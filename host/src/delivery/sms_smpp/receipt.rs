@@ -88,7 +88,10 @@ mod tests {
             "id:7f3a sub:001 dlvrd:001 submit date:2612011200 done date:2612011201 stat:DELIVRD err:000 text:Your code",
         );
         let r = parse(&sm).unwrap();
-        assert_eq!((r.message_id.as_str(), r.state), ("7f3a", HandsetState::Delivered));
+        assert_eq!(
+            (r.message_id.as_str(), r.state),
+            ("7f3a", HandsetState::Delivered)
+        );
         let r = parse(&receipt(0x04, "id:9 stat:UNDELIV err:001")).unwrap();
         assert_eq!(r.state, HandsetState::Undeliverable);
         let r = parse(&receipt(0x04, "id:9 stat:EXPIRED")).unwrap();
@@ -102,14 +105,19 @@ mod tests {
     #[test]
     fn tlvs_win_over_the_text() {
         let mut sm = receipt(0x04, "id:text-id stat:UNDELIV");
-        sm.push_tlv(rusmpp::tlvs::MessageDeliveryRequestTlvValue::ReceiptedMessageId(
-            COctetString::from_str("tlv-id").unwrap(),
-        ));
+        sm.push_tlv(
+            rusmpp::tlvs::MessageDeliveryRequestTlvValue::ReceiptedMessageId(
+                COctetString::from_str("tlv-id").unwrap(),
+            ),
+        );
         sm.push_tlv(rusmpp::tlvs::MessageDeliveryRequestTlvValue::MessageState(
             MessageState::Delivered,
         ));
         let r = parse(&sm).unwrap();
-        assert_eq!((r.message_id.as_str(), r.state), ("tlv-id", HandsetState::Delivered));
+        assert_eq!(
+            (r.message_id.as_str(), r.state),
+            ("tlv-id", HandsetState::Delivered)
+        );
     }
 
     #[test]

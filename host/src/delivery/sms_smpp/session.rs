@@ -6,8 +6,8 @@
 //! their `deliver_sm_resp`. The PDUs and the request/response matching
 //! are rusmpp's (`rusmppc` client over `rusmpp`'s tokio codec).
 
-use std::sync::{Arc, OnceLock};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures::StreamExt;
