@@ -15,6 +15,8 @@ pub struct Metrics {
     pub realtime_closed: IntCounterVec,
     pub realtime_calls: IntCounterVec,
     pub handset_receipts: IntCounterVec,
+    /// 1 while the store's last write probe succeeded, else 0.
+    pub store_up: IntGauge,
 }
 
 /// A counter family registered in `registry`. The definitions are static,
@@ -24,6 +26,13 @@ fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntC
         .unwrap_or_else(|e| panic!("static metric definition {name}: {e}"));
     let _ = registry.register(Box::new(c.clone()));
     c
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name, help)
+        .unwrap_or_else(|e| panic!("static metric definition {name}: {e}"));
+    let _ = registry.register(Box::new(g.clone()));
+    g
 }
 
 impl Metrics {
@@ -40,12 +49,11 @@ impl Metrics {
         )
         .unwrap_or_else(|e| panic!("static metric definition: {e}"));
         let _ = registry.register(Box::new(attempt_seconds.clone()));
-        let realtime_connections = IntGauge::new(
+        let realtime_connections = gauge(
+            r,
             "realtime_connections",
             "Open realtime (WebSocket) connections",
-        )
-        .unwrap_or_else(|e| panic!("static metric definition: {e}"));
-        let _ = registry.register(Box::new(realtime_connections.clone()));
+        );
         Self {
             attempts: counter(
                 r,
@@ -88,6 +96,11 @@ impl Metrics {
                 "handset_receipts_total",
                 "Delivery receipts from SMSCs by handset state (matched: a delivery carries the id)",
                 &["tenant", "channel", "state", "matched"],
+            ),
+            store_up: gauge(
+                r,
+                "store_up",
+                "1 while the store accepts writes (the readiness probe), else 0",
             ),
             attempt_seconds,
             realtime_connections,

@@ -16,6 +16,7 @@ mod rocketchat;
 mod smpp;
 mod smpp_node;
 mod smtp;
+mod storage;
 mod tenants;
 mod twofa;
 mod uploads;

@@ -46,9 +46,12 @@ mod backend;
 mod codes;
 #[cfg(test)]
 mod conformance;
+mod faults;
+mod health;
 mod postgres;
 mod queue;
 mod rate;
+mod readiness;
 mod receipts;
 mod rows;
 mod sqlite;
@@ -68,6 +71,7 @@ pub use codes::CodeStore;
 pub use postgres::PgStore;
 pub use queue::QueueStore;
 pub use rate::RateStore;
+pub use readiness::{FRESH_FOR as READINESS_FRESH_FOR, Readiness};
 pub use receipts::{HandsetRecord, HandsetState, NewReceipt, ReceiptStore};
 pub use rows::*;
 pub use sqlite::SqliteStore;
@@ -140,13 +144,15 @@ pub trait Store:
     + Send
     + Sync
 {
-    async fn ping(&self) -> Result<()>;
+    /// One tiny write in this host's `store_probe` row, through the pool
+    /// and through a new connection; an error says why the store cannot
+    /// write (see `health.rs`).
+    async fn probe_write(&self, host: &str, now: i64) -> Result<()>;
 }
 
 #[async_trait]
 impl<B: backend::Backend> Store for SqlStore<B> {
-    async fn ping(&self) -> Result<()> {
-        self.exec("SELECT 1", &[]).await?;
-        Ok(())
+    async fn probe_write(&self, host: &str, now: i64) -> Result<()> {
+        SqlStore::probe_write(self, host, now).await
     }
 }
