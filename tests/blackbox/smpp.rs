@@ -67,10 +67,14 @@ async fn smpp_delivers_a_gsm7_text_and_the_receipt_marks_the_handset_state() {
         r#"postern_handset_receipts_total\{channel="smpp",matched="(true|false)",state="delivered",tenant="default"\} 1"#,
     );
     assert!(counted.unwrap().is_match(&m), "{m}");
-    eventually(Duration::from_secs(10), "readyz to show the session", || async {
-        let (_, r) = p.get("/readyz").await;
-        (r["channels"]["smpp"]["status"] == "ok").then_some(())
-    })
+    eventually(
+        Duration::from_secs(10),
+        "readyz to show the session",
+        || async {
+            let (_, r) = p.get("/readyz").await;
+            (r["channels"]["smpp"]["status"] == "ok").then_some(())
+        },
+    )
     .await;
 }
 
