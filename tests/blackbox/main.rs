@@ -8,6 +8,7 @@ mod bench;
 mod bench_smpp;
 mod cli;
 mod http_senders;
+mod messages;
 mod multihost;
 mod plugins;
 mod queue;

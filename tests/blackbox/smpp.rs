@@ -277,6 +277,7 @@ mod texts {
             user_agent: None,
             remote_address: None,
             locale: None,
+            email: None,
         }
     }
 

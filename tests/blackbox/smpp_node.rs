@@ -166,6 +166,7 @@ async fn smpp_ucs2_and_long_texts_decode_intact_in_the_npm_smpp_server() {
             user_agent: None,
             remote_address: None,
             locale: None,
+            email: None,
         };
         let o = s.send(&m).await;
         assert_eq!(o.class, OutcomeClass::Delivered, "{}", o.detail);
