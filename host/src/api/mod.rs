@@ -5,9 +5,10 @@
 //!
 //! Areas: `session` (login, logout, me), `two_factor` (`users.2fa.*`),
 //! `users` (tenant-key user admin), `verify`, `deliveries`, `channels`,
-//! `plugins`, `audit`, `admin` (operator), `ops` (health, metrics,
+//! `plugins`, `audit`, `abuse` (unlock, the pumping guard), `admin` (operator), `ops` (health, metrics,
 //! OpenAPI), `realtime` (DDP over WebSocket).
 
+pub mod abuse;
 pub mod admin;
 pub mod audit;
 pub mod channels;
@@ -162,6 +163,8 @@ fn resource_routes() -> Router<AppState> {
         .route("/verifications/check", post(verify::check))
         .route("/verifications/{id}", get(verify::get_one))
         .route("/verifications/{id}/cancel", post(verify::cancel))
+        .route("/fraud", get(abuse::list))
+        .route("/fraud/{prefix}", axum::routing::delete(abuse::unblock))
 }
 
 /// Users: tenant-key administration, their sessions and second factors.
@@ -199,6 +202,7 @@ fn user_routes() -> Router<AppState> {
             get(two_factor::check_codes_remaining),
         )
         .route("/users.2fa.disableTOTP", post(two_factor::disable_totp))
+        .route("/users.2fa.unlock", post(abuse::unlock))
         .route("/users.2fa.enableChannel", post(two_factor::enable_channel))
         .route(
             "/users.2fa.confirmChannel",

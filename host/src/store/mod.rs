@@ -46,6 +46,8 @@ mod backend;
 mod codes;
 #[cfg(test)]
 mod conformance;
+mod failures;
+mod fraud;
 mod postgres;
 mod queue;
 mod rate;
@@ -64,6 +66,8 @@ use thiserror::Error;
 pub use audit::AuditStore;
 pub use backend::{Arg, Backend, Cols, SqlStore};
 pub use codes::CodeStore;
+pub use failures::{FailureCount, FailureStore, LOCKED_UNTIL_UNLOCKED};
+pub use fraud::{FlaggedPrefix, FraudStore};
 pub use postgres::PgStore;
 pub use queue::QueueStore;
 pub use rate::RateStore;
@@ -74,7 +78,10 @@ pub use users::UserStore;
 
 /// The store traits, for callers: `use crate::store::prelude::*;`.
 pub mod prelude {
-    pub use super::{AuditStore, CodeStore, QueueStore, RateStore, Store, TenantStore, UserStore};
+    pub use super::{
+        AuditStore, CodeStore, FailureStore, FraudStore, QueueStore, RateStore, Store, TenantStore,
+        UserStore,
+    };
 }
 
 #[derive(Debug, Error)]
@@ -126,7 +133,16 @@ pub fn check_postgres_url(database_url: &str) -> std::result::Result<(), String>
 /// Everything a host keeps, by area; `Arc<dyn Store>` is what callers hold.
 #[async_trait]
 pub trait Store:
-    QueueStore + UserStore + CodeStore + TenantStore + RateStore + AuditStore + Send + Sync
+    QueueStore
+    + UserStore
+    + CodeStore
+    + TenantStore
+    + RateStore
+    + AuditStore
+    + FailureStore
+    + FraudStore
+    + Send
+    + Sync
 {
     async fn ping(&self) -> Result<()>;
 }
