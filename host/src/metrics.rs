@@ -15,6 +15,12 @@ pub struct Metrics {
     pub realtime_refused: IntCounterVec,
     pub realtime_closed: IntCounterVec,
     pub realtime_calls: IntCounterVec,
+    /// Failure locks and the pumping guard.
+    pub abuse: AbuseMetrics,
+}
+
+/// Failure locks and the pumping guard.
+pub struct AbuseMetrics {
     /// Second-factor locks (consecutive failures), by tenant and kind (user | verify).
     pub twofa_locks: IntCounterVec,
     /// Sends the pumping guard refused, by tenant and reason (denied | blocked).
@@ -25,6 +31,43 @@ pub struct Metrics {
     pub twofa_locked: IntGaugeVec,
     /// Prefixes blocked now (from the store, at scrape time).
     pub fraud_blocked_prefixes: IntGaugeVec,
+}
+
+impl AbuseMetrics {
+    fn new(r: &Registry) -> Self {
+        Self {
+            twofa_locks: counter(
+                r,
+                "twofa_locks_total",
+                "Second factors locked after limits.max_consecutive_failures failed checks",
+                &["tenant", "kind"],
+            ),
+            fraud_refused: counter(
+                r,
+                "fraud_refused_total",
+                "Code sends refused by the destination policy or the pumping guard",
+                &["tenant", "reason"],
+            ),
+            fraud_flagged: counter(
+                r,
+                "fraud_flagged_total",
+                "Destination prefixes the pumping guard blocked or (monitor) reported",
+                &["tenant", "mode"],
+            ),
+            twofa_locked: gauge(
+                r,
+                "twofa_locked",
+                "Second factors (user methods, Verify destinations) locked now",
+                &["tenant"],
+            ),
+            fraud_blocked_prefixes: gauge(
+                r,
+                "fraud_blocked_prefixes",
+                "Destination prefixes the pumping guard blocks now",
+                &["tenant"],
+            ),
+        }
+    }
 }
 
 /// A gauge family registered in `registry` (see [`counter`]).
@@ -101,36 +144,7 @@ impl Metrics {
                 "Realtime method calls by method and outcome (ok or the error id)",
                 &["method", "outcome"],
             ),
-            twofa_locks: counter(
-                r,
-                "twofa_locks_total",
-                "Second factors locked after limits.max_consecutive_failures failed checks",
-                &["tenant", "kind"],
-            ),
-            fraud_refused: counter(
-                r,
-                "fraud_refused_total",
-                "Code sends refused by the destination policy or the pumping guard",
-                &["tenant", "reason"],
-            ),
-            fraud_flagged: counter(
-                r,
-                "fraud_flagged_total",
-                "Destination prefixes the pumping guard blocked or (monitor) reported",
-                &["tenant", "mode"],
-            ),
-            twofa_locked: gauge(
-                r,
-                "twofa_locked",
-                "Second factors (user methods, Verify destinations) locked now",
-                &["tenant"],
-            ),
-            fraud_blocked_prefixes: gauge(
-                r,
-                "fraud_blocked_prefixes",
-                "Destination prefixes the pumping guard blocks now",
-                &["tenant"],
-            ),
+            abuse: AbuseMetrics::new(r),
             attempt_seconds,
             realtime_connections,
             registry,

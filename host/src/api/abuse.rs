@@ -122,7 +122,7 @@ pub async fn unblock(
 /// prefixes of every host. A store error leaves them as they were.
 pub async fn refresh_gauges(state: &AppState) {
     let now = state.clock.now_ms();
-    let m = &state.metrics;
+    let m = &state.metrics.abuse;
     match state.store.locked_by_tenant(now).await {
         Ok(rows) => {
             m.twofa_locked.reset();

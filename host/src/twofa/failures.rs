@@ -95,6 +95,7 @@ impl TwoFactor {
                 .await;
             self.queue
                 .metrics()
+                .abuse
                 .twofa_locks
                 .with_label_values(&[tenant, key_kind(key)])
                 .inc();

@@ -186,6 +186,7 @@ impl TwoFactor {
             .await;
         self.queue
             .metrics()
+            .abuse
             .fraud_flagged
             .with_label_values(&[p.tenant.as_str(), mode])
             .inc();
@@ -202,6 +203,7 @@ impl TwoFactor {
     ) -> TwoFaError {
         self.queue
             .metrics()
+            .abuse
             .fraud_refused
             .with_label_values(&[tenant.as_str(), reason.as_str()])
             .inc();
