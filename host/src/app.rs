@@ -14,12 +14,13 @@ use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
 use crate::crypto::{Keys, random_token, sha256_hex};
 use crate::delivery::file_channels::file_channels;
-use crate::delivery::queue::{Queue, QueueSettings};
+use crate::delivery::queue::{LeaseOwner, Queue, QueueSettings, Role};
 use crate::delivery::registry::Registry;
 use crate::delivery::retry::Backoff;
 use crate::domain::TenantName;
+use crate::host_id::HostId;
 use crate::metrics::Metrics;
-use crate::store::{self, Store};
+use crate::store::{self, Readiness, Store};
 use crate::twofa::TwoFactor;
 
 const ADMIN_TOKEN_SETTING: &str = "admin_token_sha256";
@@ -35,6 +36,7 @@ pub struct App {
     pub keys: Keys,
     pub plugins: Arc<crate::plugin::TenantPlugins>,
     pub clock: SharedClock,
+    pub readiness: Arc<Readiness>,
 }
 
 /// How the admin token was settled at start-up.
@@ -46,13 +48,25 @@ pub enum AdminToken {
 }
 
 impl App {
+    /// For one-off commands: leases taken here are never taken back by a
+    /// server starting on the same data dir.
     pub async fn build(config: Config) -> Result<Self> {
+        Self::build_for(config, Role::Cli).await
+    }
+
+    pub async fn build_for(config: Config, role: Role) -> Result<Self> {
         let config = Arc::new(config);
         let clock = SystemClock::shared();
         let data_dir = &config.server.data_dir;
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("cannot create server.data_dir {}", data_dir.display()))?;
         let keys = Keys::load_or_create(config.server.secret_key.as_ref(), data_dir)?;
+        let host = HostId::load_or_create(data_dir).with_context(|| {
+            format!(
+                "cannot read or create the host id in {}",
+                data_dir.display()
+            )
+        })?;
         let store = store::open(&config.database_url())
             .await
             .with_context(|| "cannot open the store (server.database_url)")?;
@@ -78,7 +92,9 @@ impl App {
             metrics.clone(),
             queue_settings(&config),
             clock.clone(),
+            LeaseOwner::new(&host, role),
         );
+        let readiness = Arc::new(Readiness::new(host.as_str(), metrics.store_up.clone()));
         let tenant_plugins = Arc::new(crate::plugin::TenantPlugins::new(runtime));
         tenant_plugins.sync(store.as_ref()).await?;
         for (tenant, channel) in crate::delivery::tenant_channels::load_all(
@@ -109,6 +125,7 @@ impl App {
             keys,
             plugins: tenant_plugins,
             clock,
+            readiness,
         })
     }
 
@@ -155,6 +172,7 @@ impl App {
             queue: self.queue.clone(),
             metrics: self.metrics.clone(),
             health: Arc::new(HealthBoard::default()),
+            readiness: self.readiness.clone(),
             twofa: self.twofa.clone(),
             keys: self.keys.clone(),
             plugins: self.plugins.clone(),
@@ -208,6 +226,7 @@ pub async fn serve(app: App) -> Result<()> {
     let grace = Duration::from_secs(config.server.shutdown_grace_seconds);
     let worker = tokio::spawn(app.queue.clone().run(shutdown.clone(), grace));
     spawn_health_refresh(state.clone(), shutdown.clone());
+    spawn_store_probe(state.clone(), shutdown.clone());
     spawn_channel_sync(state.clone(), shutdown.clone());
 
     let router = api::router(state);
@@ -252,6 +271,23 @@ fn spawn_health_refresh(state: AppState, stop: CancellationToken) {
             tokio::select! {
                 _ = stop.cancelled() => break,
                 _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+            }
+        }
+    });
+}
+
+/// Probes the store's writes every second, so `postern_store_up` and the
+/// pool's recovery do not wait for someone to ask `/readyz`.
+fn spawn_store_probe(state: AppState, stop: CancellationToken) {
+    tokio::spawn(async move {
+        loop {
+            let _ = state
+                .readiness
+                .check(state.store.as_ref(), state.clock.now_ms())
+                .await;
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tokio::time::sleep(store::READINESS_FRESH_FOR) => {}
             }
         }
     });

@@ -13,6 +13,7 @@ pub mod config;
 pub mod crypto;
 pub mod delivery;
 pub mod domain;
+pub mod host_id;
 pub mod http_server;
 pub mod metrics;
 pub mod netguard;

@@ -202,7 +202,7 @@ async fn serve(loaded: config::Loaded) -> Result<ExitCode> {
         tracing::warn!(key = %k, "unknown config key ignored");
     }
     tracing::info!(source = %loaded.source, "config loaded");
-    let app = app::App::build(loaded.config).await?;
+    let app = app::App::build_for(loaded.config, delivery::queue::Role::Server).await?;
     app::serve(app).await?;
     Ok(ExitCode::SUCCESS)
 }

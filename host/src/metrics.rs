@@ -15,6 +15,8 @@ pub struct Metrics {
     pub realtime_refused: IntCounterVec,
     pub realtime_closed: IntCounterVec,
     pub realtime_calls: IntCounterVec,
+    /// 1 while the store's last write probe succeeded, else 0.
+    pub store_up: IntGauge,
     /// Failure locks and the pumping guard.
     pub abuse: AbuseMetrics,
 }
@@ -54,13 +56,13 @@ impl AbuseMetrics {
                 "Destination prefixes the pumping guard blocked or (monitor) reported",
                 &["tenant", "mode"],
             ),
-            twofa_locked: gauge(
+            twofa_locked: gauge_vec(
                 r,
                 "twofa_locked",
                 "Second factors (user methods, Verify destinations) locked now",
                 &["tenant"],
             ),
-            fraud_blocked_prefixes: gauge(
+            fraud_blocked_prefixes: gauge_vec(
                 r,
                 "fraud_blocked_prefixes",
                 "Destination prefixes the pumping guard blocks now",
@@ -71,7 +73,7 @@ impl AbuseMetrics {
 }
 
 /// A gauge family registered in `registry` (see [`counter`]).
-fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
     let g = IntGaugeVec::new(Opts::new(name, help), labels)
         .unwrap_or_else(|e| panic!("static metric definition {name}: {e}"));
     let _ = registry.register(Box::new(g.clone()));
@@ -85,6 +87,13 @@ fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntC
         .unwrap_or_else(|e| panic!("static metric definition {name}: {e}"));
     let _ = registry.register(Box::new(c.clone()));
     c
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name, help)
+        .unwrap_or_else(|e| panic!("static metric definition {name}: {e}"));
+    let _ = registry.register(Box::new(g.clone()));
+    g
 }
 
 impl Metrics {
@@ -101,12 +110,11 @@ impl Metrics {
         )
         .unwrap_or_else(|e| panic!("static metric definition: {e}"));
         let _ = registry.register(Box::new(attempt_seconds.clone()));
-        let realtime_connections = IntGauge::new(
+        let realtime_connections = gauge(
+            r,
             "realtime_connections",
             "Open realtime (WebSocket) connections",
-        )
-        .unwrap_or_else(|e| panic!("static metric definition: {e}"));
-        let _ = registry.register(Box::new(realtime_connections.clone()));
+        );
         Self {
             attempts: counter(
                 r,
@@ -143,6 +151,11 @@ impl Metrics {
                 "realtime_calls_total",
                 "Realtime method calls by method and outcome (ok or the error id)",
                 &["method", "outcome"],
+            ),
+            store_up: gauge(
+                r,
+                "store_up",
+                "1 while the store accepts writes (the readiness probe), else 0",
             ),
             abuse: AbuseMetrics::new(r),
             attempt_seconds,

@@ -14,6 +14,7 @@ mod queue;
 mod realtime;
 mod rocketchat;
 mod smtp;
+mod storage;
 mod tenants;
 mod twofa;
 mod uploads;

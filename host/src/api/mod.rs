@@ -56,6 +56,8 @@ pub struct Inner {
     pub queue: Arc<Queue>,
     pub metrics: Arc<Metrics>,
     pub health: Arc<HealthBoard>,
+    /// Whether the store can write (`/readyz`, `postern_store_up`).
+    pub readiness: Arc<crate::store::Readiness>,
     pub twofa: Arc<crate::twofa::TwoFactor>,
     pub keys: crate::crypto::Keys,
     pub plugins: Arc<crate::plugin::TenantPlugins>,

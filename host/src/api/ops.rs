@@ -105,22 +105,18 @@ pub async fn healthz() -> Json<serde_json::Value> {
 
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
-        (status = 200, description = "Store reachable; channel health in the body"),
-        (status = 503, description = "Store unreachable")))]
+        (status = 200, description = "The store accepts writes; channel health in the body"),
+        (status = 503, description = "The store cannot write: `store.reason` says why")))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    let store_ok = tokio::time::timeout(Duration::from_secs(3), state.store.ping()).await;
-    let (code, store) = match store_ok {
-        Ok(Ok(())) => (StatusCode::OK, json!({ "status": "ok" })),
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "store unreachable");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                json!({ "status": "unreachable" }),
-            )
-        }
-        Err(_) => (
+    let probe = state
+        .readiness
+        .check(state.store.as_ref(), state.clock.now_ms())
+        .await;
+    let (code, store) = match probe {
+        Ok(()) => (StatusCode::OK, json!({ "status": "ok" })),
+        Err(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            json!({ "status": "timeout" }),
+            json!({ "status": "failing", "reason": reason }),
         ),
     };
     let body = json!({

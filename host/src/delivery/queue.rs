@@ -27,6 +27,10 @@ use crate::store::{
 };
 
 mod attempt;
+mod owner;
+mod record;
+
+pub use owner::{LeaseOwner, Role};
 
 /// A fallback chain never goes deeper than this.
 const MAX_FALLBACK_DEPTH: u32 = 3;
@@ -80,7 +84,9 @@ pub struct Queue {
     metrics: Arc<Metrics>,
     settings: QueueSettings,
     /// This process's identity in leases.
-    owner: String,
+    owner: LeaseOwner,
+    /// Set once shutdown begins: no new attempt starts after it.
+    closing: std::sync::atomic::AtomicBool,
     wake: Notify,
     slots: Arc<Semaphore>,
     /// Per-tenant budgets, so one tenant's slow channel cannot take every slot.
@@ -103,6 +109,7 @@ impl Queue {
         metrics: Arc<Metrics>,
         settings: QueueSettings,
         clock: SharedClock,
+        owner: LeaseOwner,
     ) -> Arc<Self> {
         Arc::new(Self {
             store,
@@ -110,7 +117,8 @@ impl Queue {
             keys,
             metrics,
             settings,
-            owner: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
+            owner,
+            closing: Default::default(),
             wake: Notify::new(),
             slots: Arc::new(Semaphore::new(settings.workers)),
             tenant_slots: Default::default(),
@@ -160,6 +168,9 @@ impl Queue {
         self.tenant_quota(&req.tenant, now).await?;
         let id = format!("dlv_{}", uuid::Uuid::new_v4().simple());
         let lease_until = now + self.settings.lease.as_millis() as i64;
+        // Shutting down: stored for the next worker (here after a restart,
+        // or another host), not attempted by this process.
+        let attempt_now = !self.is_closing();
         let send_to_masked = mask_destination(&req.message.send_to);
         let payload = Payload {
             message: req.message,
@@ -177,9 +188,12 @@ impl Queue {
             fallback_of: None,
             fallback_depth: 0,
             created_at: now,
-            lease: Some((self.owner.clone(), lease_until)),
+            lease: attempt_now.then(|| (self.owner.as_str().to_string(), lease_until)),
         };
         self.store.insert_delivery(&new).await?;
+        if !attempt_now {
+            return Ok(self.record_or_summary(&new, None).await);
+        }
         let claimed = ClaimedDelivery {
             id: id.clone(),
             tenant: new.tenant.clone(),
@@ -193,18 +207,9 @@ impl Queue {
             created_at: now,
         };
         let first = self.first_attempt(claimed).await;
-        let mut record = self
-            .store
-            .get_delivery(&new.tenant, &id)
-            .await?
-            .ok_or_else(|| StoreError::Other("delivery vanished after its first attempt".into()))?;
-        // A worker (on this host or another sharing the store) may already
-        // have started the retry: answer as the first attempt left it.
-        if let Some(status) = first {
-            record.status = status;
-            record.attempts.truncate(1);
-        }
-        Ok(record)
+        // Once an attempt has run, the call succeeds: the code may be on its
+        // way, so an error now would tell the caller something false.
+        Ok(self.record_or_summary(&new, first).await)
     }
 
     /// `limits.tenant_deliveries_per_minute`: counts one new delivery.
@@ -240,7 +245,7 @@ impl Queue {
         let lease_until = now + self.settings.lease.as_millis() as i64;
         let claimed = self
             .store
-            .claim_due(&self.owner, now, lease_until, free as u32)
+            .claim_due(self.owner.as_str(), now, lease_until, free as u32)
             .await?;
         let n = claimed.len();
         for d in claimed {
@@ -261,7 +266,7 @@ impl Queue {
                 };
                 if let Err(e) = self
                     .store
-                    .finish(&d.id, &self.owner, self.clock.now_ms(), later)
+                    .finish(&d.id, self.owner.as_str(), self.clock.now_ms(), later)
                     .await
                 {
                     tracing::warn!(delivery = %d.id, error = %e, "cannot defer delivery");
@@ -285,7 +290,7 @@ impl Queue {
         let lease_until = now + self.settings.lease.as_millis() as i64;
         match self
             .store
-            .claim_by_id(id, &self.owner, now, lease_until)
+            .claim_by_id(id, self.owner.as_str(), now, lease_until)
             .await?
         {
             Some(d) => {
@@ -299,6 +304,7 @@ impl Queue {
     /// The worker loop: runs until `shutdown`, then lets in-flight attempts
     /// finish for up to `grace`.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken, grace: Duration) {
+        self.take_back_earlier_leases().await;
         loop {
             let started = match self.dispatch_due().await {
                 Ok(n) => n,
@@ -325,6 +331,8 @@ impl Queue {
                 _ = self.slots.acquire(), if self.slots.available_permits() == 0 => {}
             }
         }
+        self.closing
+            .store(true, std::sync::atomic::Ordering::Release);
         self.tasks.close();
         let pending = self.tasks.len();
         if pending > 0 {

@@ -8,9 +8,11 @@
 //! read through [`Cols`].
 
 use std::future::Future;
+use std::sync::Arc;
 
-use sqlx::{ColumnIndex, Decode, Pool, Row, Transaction, Type};
+use sqlx::{ColumnIndex, Connection, Decode, Pool, Row, Transaction, Type};
 
+use super::faults::FaultMark;
 use super::{Result, StoreError};
 
 /// One bound argument. Borrowed: binding copies nothing the driver does not.
@@ -117,6 +119,10 @@ pub trait Backend: sqlx::Database {
     /// A table of one text column `name`, its rows the `n` (> 0) texts
     /// bound as one [`Arg::Texts`] at `$first`.
     fn texts_table(name: &str, first: usize, n: usize) -> String;
+    /// Whether an error means the connection that saw it may be broken
+    /// (I/O, read-only, full disk, corruption, a missing table, a lost
+    /// server), so the pool should replace it rather than reuse it.
+    fn is_broken(e: &sqlx::Error) -> bool;
 }
 
 /// Implements [`Backend`]'s `execute`, `fetch_all` and `fetch_optional`
@@ -226,23 +232,27 @@ where
 /// The store on one backend: [`super::SqliteStore`] or [`super::PgStore`].
 pub struct SqlStore<B: Backend> {
     pub(super) pool: Pool<B>,
+    /// Shared with the pool's hooks (see `health.rs`).
+    pub(super) faults: Arc<FaultMark>,
+    /// How a connection outside the pool is opened (the write probe's).
+    pub(super) fresh: <B::Connection as Connection>::Options,
 }
 
 impl<B: Backend> SqlStore<B> {
     /// Runs one statement on a pooled connection; the rows it changed.
     pub(super) async fn exec(&self, sql: &str, args: &[Arg<'_>]) -> Result<u64> {
         let mut conn = self.pool.acquire().await?;
-        B::execute(&mut conn, sql, args).await
+        self.watch(B::execute(&mut conn, sql, args).await)
     }
 
     pub(super) async fn all(&self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<B::Rec>> {
         let mut conn = self.pool.acquire().await?;
-        B::fetch_all(&mut conn, sql, args).await
+        self.watch(B::fetch_all(&mut conn, sql, args).await)
     }
 
     pub(super) async fn opt(&self, sql: &str, args: &[Arg<'_>]) -> Result<Option<B::Rec>> {
         let mut conn = self.pool.acquire().await?;
-        B::fetch_optional(&mut conn, sql, args).await
+        self.watch(B::fetch_optional(&mut conn, sql, args).await)
     }
 
     /// Exactly one row (an aggregate, an upsert's `RETURNING`).
@@ -256,28 +266,42 @@ impl<B: Backend> SqlStore<B> {
     /// here starts with a write, so it takes the write lock up front and
     /// never has to upgrade a read lock).
     pub(super) async fn begin(&self) -> Result<Tx<B>> {
-        Ok(Tx(self.pool.begin().await?))
+        let tx = self.watch(self.pool.begin().await.map_err(StoreError::Db))?;
+        Ok(Tx {
+            tx,
+            faults: self.faults.clone(),
+        })
     }
 }
 
 /// An open transaction; dropped without [`Tx::commit`], it rolls back.
-pub struct Tx<B: Backend>(Transaction<'static, B>);
+pub struct Tx<B: Backend> {
+    tx: Transaction<'static, B>,
+    faults: Arc<FaultMark>,
+}
 
 impl<B: Backend> Tx<B> {
+    fn watch<T>(&self, r: Result<T>) -> Result<T> {
+        self.faults.watch(r, B::is_broken)
+    }
+
     pub(super) async fn exec(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<u64> {
-        B::execute(&mut self.0, sql, args).await
+        let r = B::execute(&mut self.tx, sql, args).await;
+        self.watch(r)
     }
 
     pub(super) async fn opt(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Option<B::Rec>> {
-        B::fetch_optional(&mut self.0, sql, args).await
+        let r = B::fetch_optional(&mut self.tx, sql, args).await;
+        self.watch(r)
     }
 
     pub(super) async fn commit(self) -> Result<()> {
-        Ok(self.0.commit().await?)
+        let faults = self.faults.clone();
+        faults.watch(self.tx.commit().await.map_err(StoreError::Db), B::is_broken)
     }
 
     pub(super) async fn rollback(self) -> Result<()> {
-        Ok(self.0.rollback().await?)
+        Ok(self.tx.rollback().await?)
     }
 }
 

@@ -47,10 +47,13 @@ mod codes;
 #[cfg(test)]
 mod conformance;
 mod failures;
+mod faults;
 mod fraud;
+mod health;
 mod postgres;
 mod queue;
 mod rate;
+mod readiness;
 mod rows;
 mod sqlite;
 #[cfg(test)]
@@ -71,6 +74,7 @@ pub use fraud::{FlaggedPrefix, FraudStore};
 pub use postgres::PgStore;
 pub use queue::QueueStore;
 pub use rate::RateStore;
+pub use readiness::{FRESH_FOR as READINESS_FRESH_FOR, Readiness};
 pub use rows::*;
 pub use sqlite::SqliteStore;
 pub use tenants::TenantStore;
@@ -144,13 +148,15 @@ pub trait Store:
     + Send
     + Sync
 {
-    async fn ping(&self) -> Result<()>;
+    /// One tiny write in this host's `store_probe` row, through the pool
+    /// and through a new connection; an error says why the store cannot
+    /// write (see `health.rs`).
+    async fn probe_write(&self, host: &str, now: i64) -> Result<()>;
 }
 
 #[async_trait]
 impl<B: backend::Backend> Store for SqlStore<B> {
-    async fn ping(&self) -> Result<()> {
-        self.exec("SELECT 1", &[]).await?;
-        Ok(())
+    async fn probe_write(&self, host: &str, now: i64) -> Result<()> {
+        SqlStore::probe_write(self, host, now).await
     }
 }

@@ -12,11 +12,15 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions, PgRow};
+use std::sync::Arc;
+
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgRow};
 use sqlx::query::Query;
 use sqlx::{ConnectOptions, Connection, Postgres};
 
 use super::backend::{Arg, Backend, SqlStore, run_bound};
+use super::faults::transport_broken;
+use super::health;
 use super::{Result, StoreError};
 
 /// Connections per host unless the URL says `?max_connections=N`. Each
@@ -77,11 +81,11 @@ impl SqlStore<Postgres> {
         let (opts, max_connections) = parse_url(url).map_err(StoreError::Other)?;
         let target = describe(&opts);
         // One direct connection first: the pool would retry a refused
-        // connection until its timeout and report only "timed out".
-        match tokio::time::timeout(CONNECT_TIMEOUT, opts.connect()).await {
-            Ok(Ok(conn)) => {
-                let _ = conn.close().await;
-            }
+        // connection until its timeout and report only "timed out". It
+        // applies the migrations (sqlx holds a PostgreSQL advisory lock while
+        // it migrates, so hosts starting together apply each one once).
+        let mut first = match tokio::time::timeout(CONNECT_TIMEOUT, opts.connect()).await {
+            Ok(Ok(conn)) => conn,
             Ok(Err(e)) => {
                 return Err(StoreError::Other(format!(
                     "cannot connect to PostgreSQL at {target}: {e}"
@@ -92,17 +96,23 @@ impl SqlStore<Postgres> {
                     "cannot connect to PostgreSQL at {target}: no answer within {CONNECT_TIMEOUT:?}"
                 )));
             }
-        }
-        let pool = PgPoolOptions::new()
+        };
+        sqlx::migrate!("./migrations/postgres")
+            .run(&mut first)
+            .await?;
+        let _ = first.close().await;
+        let faults = Arc::default();
+        let pool = health::pool_options::<Postgres>(&faults)
             .max_connections(max_connections)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .idle_timeout(Duration::from_secs(300))
-            .connect_with(opts)
+            .connect_with(opts.clone())
             .await?;
-        // sqlx holds a PostgreSQL advisory lock while it migrates, so hosts
-        // starting together apply each migration once.
-        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            faults,
+            fresh: opts,
+        })
     }
 }
 
@@ -124,6 +134,22 @@ impl Backend for Postgres {
 
     fn texts_table(name: &str, first: usize, _n: usize) -> String {
         format!("UNNEST(${first}::text[]) AS {name}")
+    }
+
+    fn is_broken(e: &sqlx::Error) -> bool {
+        let sqlx::Error::Database(d) = e else {
+            return transport_broken(e);
+        };
+        // SQLSTATE classes: connection exception (08), operator
+        // intervention (57: shutdown, crash, cannot connect now), system
+        // error (58: I/O), internal error (XX: corruption); an undefined
+        // table (42P01: not postern's schema); a read-only transaction
+        // (25006: a standby). Not insufficient resources (53): a full disk
+        // or too many clients leaves the connection itself sound.
+        let code = d.code().unwrap_or_default();
+        ["08", "57", "58", "XX"].iter().any(|c| code.starts_with(c))
+            || code == "42P01"
+            || code == "25006"
     }
 }
 

@@ -31,6 +31,10 @@ pub trait QueueStore: Send + Sync {
     /// Records the outcome if `owner` still holds the lease; returns false
     /// (and changes nothing) if it does not.
     async fn finish(&self, id: &str, owner: &str, now: i64, f: Finish) -> Result<bool>;
+    /// Ends the leases held by owners matching the `LIKE` pattern `owners`
+    /// other than `except` (a restarted host's earlier runs), so their
+    /// deliveries are due now; returns how many.
+    async fn release_leases(&self, owners: &str, except: &str, now: i64) -> Result<u64>;
     /// Earliest `next_attempt_at` among deliveries that may be claimed.
     async fn next_due_at(&self) -> Result<Option<i64>>;
     async fn get_delivery(&self, tenant: &str, id: &str) -> Result<Option<DeliveryRecord>>;
@@ -255,6 +259,16 @@ impl<B: Backend> QueueStore for SqlStore<B> {
         }
         tx.commit().await?;
         Ok(true)
+    }
+
+    async fn release_leases(&self, owners: &str, except: &str, now: i64) -> Result<u64> {
+        self.exec(
+            "UPDATE deliveries SET status = 'queued', lease_owner = NULL, lease_until = NULL,
+                updated_at = $3
+             WHERE status = 'sending' AND lease_owner LIKE $1 AND lease_owner <> $2",
+            &[owners.into(), except.into(), now.into()],
+        )
+        .await
     }
 
     async fn next_due_at(&self) -> Result<Option<i64>> {

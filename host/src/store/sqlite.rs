@@ -7,16 +7,18 @@
 //! `SKIP LOCKED`.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::Sqlite;
 use sqlx::query::Query;
 use sqlx::sqlite::{
-    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqliteRow, SqliteSynchronous,
 };
+use sqlx::{ConnectOptions, Connection, Sqlite};
 
 use super::backend::{Arg, Backend, SqlStore, run_bound};
+use super::faults::transport_broken;
+use super::health;
 use super::{Result, StoreError};
 
 pub type SqliteStore = SqlStore<Sqlite>;
@@ -37,12 +39,24 @@ impl SqlStore<Sqlite> {
             std::fs::create_dir_all(dir)
                 .map_err(|e| StoreError::Other(format!("cannot create {}: {e}", dir.display())))?;
         }
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(opts)
+        // Only start-up may create the file; a connection opened later (say
+        // while the file is moved away) fails rather than start an empty one.
+        let mut first = opts.connect().await?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&mut first)
             .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(Self { pool })
+        let _ = first.close().await;
+        let opts = opts.create_if_missing(false);
+        let faults = Arc::default();
+        let pool = health::pool_options::<Sqlite>(&faults)
+            .max_connections(8)
+            .connect_with(opts.clone())
+            .await?;
+        Ok(Self {
+            pool,
+            faults,
+            fresh: opts,
+        })
     }
 }
 
@@ -69,6 +83,20 @@ impl Backend for Sqlite {
             "(SELECT column1 AS {name} FROM (VALUES {}))",
             rows.join(", ")
         )
+    }
+
+    fn is_broken(e: &sqlx::Error) -> bool {
+        let sqlx::Error::Database(d) = e else {
+            return transport_broken(e);
+        };
+        // Primary result codes (the low byte of the extended code):
+        // READONLY, IOERR, CORRUPT, FULL, CANTOPEN, NOTADB.
+        let primary = d
+            .code()
+            .and_then(|c| c.parse::<i32>().ok())
+            .map(|c| c & 0xff);
+        matches!(primary, Some(8 | 10 | 11 | 13 | 14 | 26))
+            || d.message().starts_with("no such table")
     }
 }
 

@@ -17,7 +17,7 @@ use crate::clock::{Clock, SharedClock, TestClock};
 use crate::config::{ChannelConfig, Config, Source};
 use crate::crypto::Keys;
 use crate::delivery::file_channels::file_channels;
-use crate::delivery::queue::{Enqueue, Queue, QueueSettings};
+use crate::delivery::queue::{Enqueue, LeaseOwner, Queue, QueueSettings, Role};
 use crate::delivery::registry::Registry;
 use crate::delivery::retry::Backoff;
 use crate::delivery::{Message, Sender};
@@ -160,6 +160,7 @@ impl Fixture {
                 tenant_concurrency: 2,
             },
             shared.clone(),
+            LeaseOwner::new(&crate::host_id::HostId::random(), Role::Cli),
         );
         let twofa = TwoFactor::new(store.clone(), keys, queue.clone(), registry, config, shared);
         Self {

@@ -2,8 +2,10 @@
 //! SMTP server and HTTP receivers on loopback, a test CA.
 
 pub mod api;
+pub mod faults;
 pub mod http;
 pub mod pg;
+pub mod pg_server;
 pub mod secrets;
 pub mod server;
 pub mod sink;

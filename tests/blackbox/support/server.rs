@@ -26,6 +26,8 @@ pub struct Postern {
     env: Vec<(String, String)>,
     /// The PostgreSQL database, in the PostgreSQL pass (see `support::pg`).
     db: Option<Arc<TestDb>>,
+    /// The user id the process runs as, if not the test's own.
+    uid: Option<u32>,
 }
 
 impl Drop for Postern {
@@ -63,7 +65,23 @@ impl Postern {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        Self::spawn(dir, config.to_string(), env, db).await
+        Self::spawn(dir, config.to_string(), env, db, None).await
+    }
+
+    /// Starts postern in `dir` (its data in `dir/data`, which the test may
+    /// have prepared, e.g. as a mount point) on SQLite, or as `env` says.
+    pub async fn start_in(dir: Arc<tempfile::TempDir>, config: &str, env: &[(&str, &str)]) -> Self {
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Self::spawn(dir, config.to_string(), env, None, None).await
+    }
+
+    /// Starts postern on SQLite in `dir` as user `uid` (the test must be
+    /// root), so that file permissions bind it.
+    pub async fn start_as(dir: Arc<tempfile::TempDir>, config: &str, uid: u32) -> Self {
+        Self::spawn(dir, config.to_string(), Vec::new(), None, Some(uid)).await
     }
 
     /// The environment a CLI command needs to work on this server's store.
@@ -85,12 +103,13 @@ impl Postern {
         config: String,
         env: Vec<(String, String)>,
         db: Option<Arc<TestDb>>,
+        uid: Option<u32>,
     ) -> Self {
         let cfg_path = Self::config_path(dir.path());
         std::fs::write(&cfg_path, &config).unwrap();
         secrets::remember_in_config(&config);
         secrets::remember(ADMIN);
-        let mut cmd = Command::new(bin());
+        let mut cmd = Command::new(runnable_bin(dir.path(), uid));
         cmd.arg("serve")
             .arg("-c")
             .arg(&cfg_path)
@@ -107,6 +126,10 @@ impl Postern {
         }
         for (k, v) in &env {
             cmd.env(k, v);
+        }
+        if let Some(uid) = uid {
+            std::os::unix::process::CommandExt::uid(&mut cmd, uid);
+            std::os::unix::process::CommandExt::gid(&mut cmd, uid);
         }
         let mut child = cmd.spawn().expect("start postern");
         let output = Arc::new(Mutex::new(String::new()));
@@ -152,6 +175,7 @@ impl Postern {
             config,
             env,
             db,
+            uid,
         }
     }
 
@@ -209,7 +233,7 @@ impl Postern {
         let env = self.env.clone();
         let db = self.db.clone();
         let previous = self.logs();
-        let next = Self::spawn(dir, config, env, db).await;
+        let next = Self::spawn(dir, config, env, db, self.uid).await;
         next.output.lock().unwrap().insert_str(0, &previous);
         next
     }
@@ -286,6 +310,19 @@ impl Postern {
         })
         .await
     }
+}
+
+/// The binary to start: for another user, a copy in the test's dir, as
+/// the build's own path may be in a directory that user cannot enter.
+fn runnable_bin(dir: &Path, uid: Option<u32>) -> PathBuf {
+    if uid.is_none() {
+        return PathBuf::from(bin());
+    }
+    let copy = dir.join("postern-bin");
+    if !copy.exists() {
+        std::fs::copy(bin(), &copy).expect("copy the postern binary");
+    }
+    copy
 }
 
 /// Runs a CLI command to completion: (exit code, stdout, stderr).

@@ -215,36 +215,6 @@ impl Queue {
             lease: None,
         })
     }
-
-    pub(super) async fn finish(
-        &self,
-        d: &ClaimedDelivery,
-        channel: Option<&Channel>,
-        f: Finish,
-    ) -> Option<DeliveryStatus> {
-        let status = f.status;
-        let now = self.clock.now_ms();
-        match self.store.finish(&d.id, &self.owner, now, f).await {
-            Ok(true) => {
-                if status != DeliveryStatus::Queued {
-                    let name = channel.map(|c| c.name.as_str()).unwrap_or(&d.channel);
-                    self.metrics
-                        .deliveries
-                        .with_label_values(&[&d.tenant, name, status.as_str()])
-                        .inc();
-                }
-                Some(status)
-            }
-            Ok(false) => {
-                tracing::warn!(delivery = %d.id, "lease lost before the outcome was recorded; another worker owns it now");
-                None
-            }
-            Err(e) => {
-                tracing::error!(delivery = %d.id, error = %e, "cannot record delivery outcome; the lease will expire and the delivery will be retried");
-                None
-            }
-        }
-    }
 }
 
 impl Finish {
