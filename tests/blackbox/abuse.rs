@@ -337,6 +337,18 @@ async fn two_hosts_share_the_failure_count() {
     })
     .await;
     assert_eq!(check(&a, &id, &code).await, "max_attempts_reached");
+    // Unlocked through B, the destination verifies again on A.
+    let body = json!({ "to": to, "channel": "url" });
+    let (s, v) = b.post("/api/v1/verifications/unlock", body).await;
+    assert_eq!((s, &v["unlocked"]), (200, &json!(true)), "{v}");
+    let (s, v) = start_verification(&a, to, "url").await;
+    assert_eq!(s, 201, "{v}");
+    let id = v["verification"]["id"].as_str().unwrap().to_string();
+    let fresh = eventually(Duration::from_secs(10), "the third code", || async {
+        sink.code_for(to).filter(|c| *c != code)
+    })
+    .await;
+    assert_eq!(check(&b, &id, &fresh).await, "approved");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,5 +1,5 @@
 //! Abuse controls a tenant integration operates with its key: lifting a
-//! second-factor lock (`users.2fa.unlock`) and the SMS-pumping guard's
+//! second-factor lock (`users.2fa.unlock`, `verifications/unlock`) and the SMS-pumping guard's
 //! blocked prefixes (`GET /fraud`, `DELETE /fraud/{prefix}`); and the
 //! `/metrics` gauges read from the store (every host's locks and blocks).
 
@@ -49,6 +49,34 @@ pub async fn unlock(
         .transpose()?;
     let user = find_user(&state, &access.tenant, &who).await?;
     let unlocked = state.twofa.unlock(&user, method.as_ref()).await?;
+    Ok(success(json!({ "unlocked": unlocked })))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UnlockDestination {
+    to: String,
+    channel: String,
+}
+
+#[utoipa::path(post, path = "/t/{tenant}/api/v1/verifications/unlock", tag = "verify",
+    params(("tenant" = String, Path, description = "Tenant name; /api/v1/… is the `default` tenant")),
+    request_body = UnlockDestination, security(("bearer" = [])),
+    responses(
+        (status = 200, description = "{success, unlocked}: whether the destination was locked; its failure count starts again"),
+        (status = 400, body = super::error::ErrorBody, description = "A missing field"),
+        (status = 401, body = super::error::ErrorBody, description = "No or bad tenant key")))]
+/// Clears the consecutive-failure count (and lock) of a Verify destination
+/// (postern addition: the Verify counterpart of `users.2fa.unlock`).
+pub async fn unlock_destination(
+    State(state): State<AppState>,
+    access: TenantAccess,
+    ApiJson(b): ApiJson<UnlockDestination>,
+) -> Result<Json<Value>, ApiError> {
+    let unlocked = state
+        .twofa
+        .unlock_destination(&access.tenant, &b.channel, &b.to)
+        .await?;
     Ok(success(json!({ "unlocked": unlocked })))
 }
 

@@ -163,6 +163,7 @@ fn resource_routes() -> Router<AppState> {
         .route("/audit", get(audit::audit))
         .route("/verifications", post(verify::start))
         .route("/verifications/check", post(verify::check))
+        .route("/verifications/unlock", post(abuse::unlock_destination))
         .route("/verifications/{id}", get(verify::get_one))
         .route("/verifications/{id}/cancel", post(verify::cancel))
         .route("/fraud", get(abuse::list))

@@ -157,7 +157,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         super::two_factor::regenerate_codes, super::two_factor::check_codes_remaining, super::two_factor::disable_totp,
         super::two_factor::enable_channel, super::two_factor::confirm_channel, super::audit::audit,
         super::verify::start, super::verify::check, super::verify::get_one, super::verify::cancel,
-        super::abuse::unlock, super::abuse::list, super::abuse::unblock,
+        super::abuse::unlock, super::abuse::unlock_destination, super::abuse::list, super::abuse::unblock,
     ),
     components(schemas(
         crate::store::DeliveryRecord, crate::store::AttemptRecord, ChannelHealth,

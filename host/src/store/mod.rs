@@ -41,6 +41,8 @@
 //! Each backend has its own migrations (`migrations/sqlite`,
 //! `migrations/postgres`), so a schema change adds a file to both.
 
+#[cfg(test)]
+mod abuse_conformance;
 mod audit;
 mod backend;
 mod codes;

@@ -142,6 +142,31 @@ impl TwoFactor {
     }
 }
 
+impl TwoFactor {
+    /// `POST /verifications/unlock`: clears the failure count of a Verify
+    /// destination; whether it was locked.
+    pub async fn unlock_destination(
+        &self,
+        tenant: &TenantName,
+        channel: &str,
+        to: &str,
+    ) -> R<bool> {
+        let key = verify_key(tenant, channel, to);
+        let locked = self.is_locked(&key).await?;
+        self.store.clear_failures(&key).await?;
+        let detail = format!("verification channel={channel} locked={}", u8::from(locked));
+        self.audit(
+            tenant.as_str(),
+            "api",
+            "check.unlocked",
+            None,
+            Some(&detail),
+        )
+        .await;
+        Ok(locked)
+    }
+}
+
 /// `user:<method>` or `verify:<channel>`: what the audit and metrics show
 /// of a key (no ids, no destination hash).
 fn key_kind(key: &str) -> &'static str {
