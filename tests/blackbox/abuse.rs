@@ -100,6 +100,33 @@ fn sample(metrics: &str, name: &str, labels: &[&str]) -> Option<f64> {
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn the_audit_limit_is_enforced_as_documented() {
+    let p = Postern::start("").await;
+    for bad in ["0", "1001", "2147483648"] {
+        let (s, v) = p.get(&format!("/api/v1/audit?limit={bad}")).await;
+        assert_eq!(
+            (s, v["details"]["field"].as_str()),
+            (400, Some("limit")),
+            "{bad}: {v}"
+        );
+    }
+    let (s, v) = p.get("/api/v1/audit?limit=1000").await;
+    assert_eq!(s, 200, "{v}");
+    let (_, doc) = p.get("/openapi.json").await;
+    let params = &doc["paths"]["/api/v1/audit"]["get"]["parameters"];
+    let limit = params
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "limit")
+        .unwrap();
+    assert_eq!(
+        (&limit["schema"]["minimum"], &limit["schema"]["maximum"]),
+        (&json!(1), &json!(1000))
+    );
+}
+
 async fn audit_actions(p: &Postern, tenant: &str) -> Vec<String> {
     let (s, v) = p.get(&format!("/t/{tenant}/api/v1/audit?limit=1000")).await;
     assert_eq!(s, 200, "{v}");
