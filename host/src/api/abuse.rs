@@ -33,7 +33,9 @@ pub struct Unlock {
         (status = 200, description = "{success, unlocked}: how many of the named methods were locked; their failure counts start again"),
         (status = 400, body = super::error::ErrorBody, description = "Neither userId nor username, the two name different users, or a bad method"),
         (status = 401, body = super::error::ErrorBody, description = "No or bad tenant key"),
-        (status = 404, body = super::error::ErrorBody, description = "No such user")))]
+        (status = 404, body = super::error::ErrorBody, description = "No such user or tenant"),
+        (status = 413, body = super::error::ErrorBody, description = "Body over 1 MiB"),
+        (status = 415, body = super::error::ErrorBody, description = "Not application/json")))]
 /// Clears the consecutive-failure count (and lock) of a user's method, or
 /// of all of them.
 pub async fn unlock(
@@ -65,7 +67,10 @@ pub struct UnlockDestination {
     responses(
         (status = 200, description = "{success, unlocked}: whether the destination was locked; its failure count starts again"),
         (status = 400, body = super::error::ErrorBody, description = "A missing field"),
-        (status = 401, body = super::error::ErrorBody, description = "No or bad tenant key")))]
+        (status = 401, body = super::error::ErrorBody, description = "No or bad tenant key"),
+        (status = 404, body = super::error::ErrorBody, description = "No such tenant"),
+        (status = 413, body = super::error::ErrorBody, description = "Body over 1 MiB"),
+        (status = 415, body = super::error::ErrorBody, description = "Not application/json")))]
 /// Clears the consecutive-failure count (and lock) of a Verify destination
 /// (postern addition: the Verify counterpart of `users.2fa.unlock`).
 pub async fn unlock_destination(
@@ -102,7 +107,8 @@ fn prefix_json(p: &FlaggedPrefix) -> Value {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "{success, prefixes:[{prefix, country, mode: blocked | monitor, sends, checks, conversionPercent, since}]}: the window's figures when the guard flagged each"),
-        (status = 401, body = super::error::ErrorBody, description = "No or bad tenant key")))]
+        (status = 401, body = super::error::ErrorBody, description = "No or bad tenant key"),
+        (status = 404, body = super::error::ErrorBody, description = "No such tenant")))]
 /// The prefixes the pumping guard blocks (or, in monitor mode, reports).
 pub async fn list(
     State(state): State<AppState>,
@@ -120,13 +126,13 @@ pub struct PrefixParam {
 
 #[utoipa::path(delete, path = "/t/{tenant}/api/v1/fraud/{prefix}", tag = "fraud",
     params(("tenant" = String, Path, description = "Tenant name; /api/v1/… is the `default` tenant"),
-        ("prefix" = String, Path, description = "The prefix as GET /fraud shows it, e.g. +44791 (or %2B44791)")),
+        ("prefix" = String, Path, description = "The prefix as GET /fraud shows it, e.g. +44791 (or %2B44791)", pattern = r"^\+[0-9]{1,15}$")),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Unblocked; the prefix's figures start afresh"),
         (status = 400, body = super::error::ErrorBody, description = "Not a prefix (`+` and 1 to 15 digits)"),
         (status = 401, body = super::error::ErrorBody, description = "No or bad tenant key"),
-        (status = 404, body = super::error::ErrorBody, description = "The prefix is not blocked or reported")))]
+        (status = 404, body = super::error::ErrorBody, description = "The prefix is not blocked or reported, or no such tenant")))]
 /// Unblocks a prefix.
 pub async fn unblock(
     State(state): State<AppState>,
