@@ -54,6 +54,7 @@ fn message(to: &str) -> Message {
         user_agent: None,
         remote_address: None,
         locale: None,
+        email: None,
     }
 }
 

@@ -15,6 +15,7 @@ pub mod delivery;
 pub mod domain;
 pub mod host_id;
 pub mod http_server;
+pub mod messages;
 pub mod metrics;
 pub mod netguard;
 pub mod plugin;

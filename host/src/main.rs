@@ -10,7 +10,6 @@ use clap::{Parser, Subcommand};
 
 use postern::config::{self, Config};
 use postern::delivery::queue::Enqueue;
-use postern::delivery::template::default_text;
 use postern::delivery::{self, Message};
 use postern::domain::TenantName;
 use postern::{api, app, crypto, store};
@@ -192,6 +191,10 @@ async fn config_check(loaded: config::Loaded) -> Result<ExitCode> {
     for k in &loaded.unknown_keys {
         println!("warning: unknown key `{k}` ignored");
     }
+    // Every template was rendered once while loading; long texts warn.
+    for w in config::templates::warnings(&config) {
+        println!("warning: {w}");
+    }
     println!("{}: OK", loaded.source);
     Ok(ExitCode::SUCCESS)
 }
@@ -290,13 +293,15 @@ async fn send_test(
     let code = api::deliveries::random_code(code_len);
     let message = Message {
         send_to: to.to_string(),
-        text: default_text(&code, ttl),
+        // Rendered by the channel before the attempt, in its default locale.
+        text: String::new(),
         code,
         ttl_seconds: ttl,
         username: "postern-test".into(),
         user_agent: Some(format!("postern-cli/{}", env!("CARGO_PKG_VERSION"))),
         remote_address: None,
         locale: None,
+        email: None,
     };
     let record = app
         .queue

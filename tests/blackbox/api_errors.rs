@@ -225,9 +225,18 @@ async fn operations_endpoints() {
         "/t/{tenant}/api/v1/channels/{name}",
         "/admin/v1/tenants",
         "/websocket",
+        "/api/v1/templates/preview",
+        "/t/{tenant}/api/v1/templates/preview",
     ] {
         assert!(paths.contains_key(path), "openapi lacks {path}");
     }
+    // The "Messages and languages" section.
+    let tags = doc["tags"].as_array().unwrap();
+    assert!(
+        tags.iter()
+            .any(|t| t["name"] == "messages"
+                && t["description"].as_str().unwrap().contains("BCP 47"))
+    );
     let metrics = p.metrics().await;
     assert!(metrics.contains("postern_http_responses_total"));
 }

@@ -8,6 +8,7 @@ mod api_errors;
 mod bench;
 mod cli;
 mod http_senders;
+mod messages;
 mod multihost;
 mod plugins;
 mod queue;

@@ -59,7 +59,7 @@ async fn plain_smtp_with_auth_delivers_the_code_and_escapes_the_user_agent() {
     // The user agent is one line of text in the plain part and escaped in HTML.
     let html = mail.html();
     assert!(
-        html.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;friends&quot;"),
+        html.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt; &amp; &quot;friends&quot;"),
         "{html}"
     );
     assert!(!html.contains("<script>"), "{html}");

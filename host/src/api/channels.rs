@@ -13,6 +13,7 @@ use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, TenantAccess};
 use crate::delivery::tenant_channels::save::{ChannelPut, TenantChannels};
 use crate::domain::ChannelName;
+use crate::messages::TemplatesSpec;
 use crate::store::{ChannelRow, rfc3339};
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -33,6 +34,11 @@ pub struct PutChannel {
     send_to_type: Option<String>,
     send_to_regex: Option<String>,
     fallback: Option<String>,
+    /// The channel's own messages: `{defaultLocale?, text?, subject?, body?,
+    /// html?: {<BCP 47 locale>: <MiniJinja template>}, webotp?}`.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    templates: TemplatesSpec,
 }
 
 fn view_row(row: &ChannelRow) -> Value {
@@ -52,6 +58,7 @@ fn view_row(row: &ChannelRow) -> Value {
         "sendToType": row.send_to_type,
         "sendToRegex": row.send_to_regex,
         "fallback": row.fallback,
+        "templates": row.templates.as_deref().and_then(|t| serde_json::from_str::<Value>(t).ok()).unwrap_or(json!({})),
         "createdAt": rfc3339(row.created_at),
         "updatedAt": rfc3339(row.updated_at),
     })
@@ -86,6 +93,7 @@ pub async fn put(
         send_to_type: b.send_to_type,
         send_to_regex: b.send_to_regex,
         fallback: b.fallback,
+        templates: b.templates,
     };
     let row = channels(&state).save(&access.tenant, &p.name, put).await?;
     Ok(Json(json!({ "success": true, "channel": view_row(&row) })))

@@ -16,7 +16,7 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery, ClientInfo, TenantAccess};
 use crate::delivery::Message;
 use crate::delivery::queue::Enqueue;
-use crate::delivery::template::default_text;
+use crate::messages::Preferences;
 use crate::store::{DeliveryFilter, DeliveryRecord, DeliveryStatus};
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -142,15 +142,23 @@ pub async fn test_channel(
 ) -> Result<Response, ApiError> {
     let ttl = state.config.api.two_fa_token_ttl_seconds;
     let code = random_code(state.config.limits.code_length);
+    // The locale chain as for a real code: the header, then the number's country.
+    let prefs = Preferences::chain(None, caller.accept_language.as_deref(), &body.send_to);
+    let locale = state
+        .registry
+        .get(&access.tenant, &p.name)
+        .map(|c| c.messages.choose(&prefs).to_string());
     let message = Message {
         send_to: body.send_to,
-        text: default_text(&code, ttl),
+        // Rendered by the channel before the attempt.
+        text: String::new(),
         code,
         ttl_seconds: ttl,
         username: "postern-test".into(),
         user_agent: caller.user_agent,
         remote_address: Some(caller.ip.to_string()),
-        locale: None,
+        locale,
+        email: None,
     };
     let req = Enqueue {
         tenant: access.tenant,

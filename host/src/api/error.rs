@@ -266,7 +266,15 @@ impl From<UploadError> for ApiError {
 impl From<ChannelError> for ApiError {
     fn from(e: ChannelError) -> Self {
         match e {
-            ChannelError::Invalid { field, message } => ApiError::invalid_params(&field, message),
+            ChannelError::Invalid {
+                field,
+                message,
+                position,
+            } => match position {
+                Some((line, column)) => ApiError::invalid_params(&field, message)
+                    .with_details(json!({ "field": field, "line": line, "column": column })),
+                None => ApiError::invalid_params(&field, message),
+            },
             ChannelError::Conflict { message, field } => {
                 let e = ApiError::new(StatusCode::CONFLICT, "error-conflict", message);
                 match field {

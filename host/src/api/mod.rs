@@ -5,7 +5,7 @@
 //!
 //! Areas: `session` (login, logout, me), `two_factor` (`users.2fa.*`),
 //! `users` (tenant-key user admin), `verify`, `deliveries`, `channels`,
-//! `plugins`, `audit`, `abuse` (unlock, the pumping guard), `admin` (operator), `ops` (health, metrics,
+//! `plugins`, `templates` (preview), `audit`, `abuse` (unlock, the pumping guard), `admin` (operator), `ops` (health, metrics,
 //! OpenAPI), `realtime` (DDP over WebSocket).
 
 pub mod abuse;
@@ -19,6 +19,7 @@ pub mod ops;
 pub mod plugins;
 pub mod realtime;
 pub mod session;
+pub mod templates;
 pub mod two_factor;
 pub mod users;
 pub mod verify;
@@ -161,6 +162,7 @@ fn resource_routes() -> Router<AppState> {
         )
         .route("/channels/{name}/test", post(deliveries::test_channel))
         .route("/audit", get(audit::audit))
+        .route("/templates/preview", post(templates::preview))
         .route("/verifications", post(verify::start))
         .route("/verifications/check", post(verify::check))
         .route("/verifications/unlock", post(abuse::unlock_destination))

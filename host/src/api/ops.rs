@@ -158,12 +158,20 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         super::two_factor::enable_channel, super::two_factor::confirm_channel, super::audit::audit,
         super::verify::start, super::verify::check, super::verify::get_one, super::verify::cancel,
         super::abuse::unlock, super::abuse::unlock_destination, super::abuse::list, super::abuse::unblock,
+        super::templates::preview,
     ),
     components(schemas(
-        crate::store::DeliveryRecord, crate::store::AttemptRecord, ChannelHealth,
+        crate::store::DeliveryRecord, crate::store::AttemptRecord, crate::store::SmsFacts, ChannelHealth,
         super::deliveries::TestRequest, super::deliveries::DeliveryResponse,
         super::deliveries::DeliveryList, super::error::ErrorBody,
     )),
+    tags((name = "messages", description = "Messages and languages. Every channel renders its messages with MiniJinja \
+        templates: `text` (SMS, chat, plugins), email `subject`, `body` and `html`. Built-in in en, de, fr, es, it, pt, nl, pl, \
+        sv, ru, ja, zh; a channel's `templates` ({defaultLocale?, text?, subject?, body?, html?: {<BCP 47>: template}, webotp?}) \
+        override them per locale. Variables: code, ttl_seconds, ttl, username, app_name, base_url, domain, user_agent, \
+        remote_address, locale. The locale is the user's `language` (or a Verify `locale`), else Accept-Language, else the \
+        country of a +E.164 send-to, else the channel's defaultLocale, else en; de-AT falls back to de. Records show `locale` \
+        and, for texts, `sms {encoding, segments}`. A bad template is 400 error-invalid-params with details.field, line, column.")),
     modifiers(&BearerAuth, &DefaultTenantPaths),
 )]
 pub struct ApiDoc;

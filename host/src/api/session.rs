@@ -137,6 +137,8 @@ pub struct BasicInfo {
 pub struct BasicInfoData {
     name: Option<String>,
     email: Option<String>,
+    /// BCP 47 language of the messages sent to this user.
+    language: Option<String>,
 }
 
 #[utoipa::path(post, path = "/t/{tenant}/api/v1/users.updateOwnBasicInfo", tag = "users", params(("tenant" = String, Path, description = "Tenant name; /api/v1/… is the `default` tenant")), request_body = BasicInfo, security(("session" = [])), responses((status = 200, description = "{success, user}; needs x-2fa-code + x-2fa-method"), (status = 400, body = super::error::ErrorBody), (status = 429, body = super::error::ErrorBody, description = "Rate limited; see Retry-After")))]
@@ -150,10 +152,14 @@ pub async fn update_own_basic_info(
     if let Some(e) = &b.data.email {
         EmailAddress::parse(e).map_err(|m| ApiError::invalid_params("data.email", m))?;
     }
+    let language = super::users::parse_language(b.data.language.as_deref(), "data.language")?;
     protect(&state, &session.user, &supplied, &caller).await?;
     let mut user = session.user;
     if let Some(name) = b.data.name {
         user.name = Some(name);
+    }
+    if let Some(l) = language {
+        user.language = Some(l);
     }
     if let Some(email) = b.data.email
         && user.email.as_deref() != Some(email.as_str())

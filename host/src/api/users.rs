@@ -37,6 +37,7 @@ pub async fn user_json(twofa: &TwoFactor, u: &UserRow) -> Result<Value, ApiError
         "username": u.username,
         "name": u.name,
         "emails": emails,
+        "language": u.language,
         "createdAt": rfc3339(u.created_at),
         "twoFactor": {
             "enabled": !methods.is_empty(),
@@ -83,6 +84,18 @@ pub struct CreateUser {
     #[serde(default)]
     email_verified: bool,
     name: Option<String>,
+    /// BCP 47 language of the messages sent to this user (`de`, `pt-BR`).
+    language: Option<String>,
+}
+
+/// A `language` field, parsed as a BCP 47 tag and kept in canonical form.
+pub fn parse_language(v: Option<&str>, field: &str) -> Result<Option<String>, ApiError> {
+    v.map(|l| {
+        crate::messages::Locale::parse(l)
+            .map(|l| l.to_string())
+            .map_err(|m| ApiError::invalid_params(field, m))
+    })
+    .transpose()
 }
 
 fn check_username(u: &str) -> Result<(), ApiError> {
@@ -128,6 +141,7 @@ pub async fn users_create(
     if let Some(e) = &b.email {
         EmailAddress::parse(e).map_err(|m| ApiError::invalid_params("email", m))?;
     }
+    let language = parse_language(b.language.as_deref(), "language")?;
     let user = UserRow {
         tenant: access.tenant.to_string(),
         id: format!("usr_{}", uuid::Uuid::new_v4().simple()),
@@ -138,6 +152,7 @@ pub async fn users_create(
         name: b.name,
         default_method: None,
         created_at: state.clock.now_ms(),
+        language,
     };
     match state.store.create_user(&user).await {
         Ok(()) => {}

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, ClientInfo, TenantAccess};
+use crate::messages::Locale;
 use crate::store::rfc3339;
 use crate::twofa::Verification;
 
@@ -31,6 +32,9 @@ pub struct Start {
     username: Option<String>,
     to: Option<String>,
     channel: Option<String>,
+    /// BCP 47 language of the message; wins over the user's `language` and
+    /// the request's `Accept-Language`.
+    locale: Option<String>,
 }
 
 #[utoipa::path(post, path = "/t/{tenant}/api/v1/verifications", tag = "verify", params(("tenant" = String, Path, description = "Tenant name; /api/v1/… is the `default` tenant")), request_body = Start, security(("bearer" = [])), responses((status = 201, description = "{success, verification:{id, status:\"pending\", channel, to, expiresAt}}"), (status = 502, body = super::error::ErrorBody), (status = 400, body = super::error::ErrorBody), (status = 429, body = super::error::ErrorBody, description = "Rate limited; see Retry-After")))]
@@ -41,17 +45,25 @@ pub async fn start(
     ClientInfo(caller): ClientInfo,
     ApiJson(b): ApiJson<Start>,
 ) -> Result<Response, ApiError> {
+    let locale = b
+        .locale
+        .as_deref()
+        .map(Locale::parse)
+        .transpose()
+        .map_err(|m| ApiError::invalid_params("locale", m))?
+        .map(|l| l.to_string());
+    let locale = locale.as_deref();
     let v = match (b.username, b.to, b.channel) {
         (Some(u), None, None) => {
             state
                 .twofa
-                .start_user_verification(&access.tenant, &u, &caller)
+                .start_user_verification(&access.tenant, &u, locale, &caller)
                 .await?
         }
         (None, Some(to), Some(ch)) => {
             state
                 .twofa
-                .start_verification(&access.tenant, &ch, &to, None, &caller)
+                .start_verification(&access.tenant, &ch, &to, None, locale, &caller)
                 .await?
         }
         (None, Some(_), None) => {

@@ -26,6 +26,7 @@ pub mod plugins;
 pub mod realtime;
 pub mod server;
 pub mod sms_gateway;
+pub mod templates;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -157,6 +158,7 @@ impl Config {
             p.validate_file()?;
         }
         channels::validate(self)?;
+        templates::file_messages(self)?;
         self.plugins.validate()?;
         self.delivery.validate()?;
         self.realtime.validate()?;

@@ -23,6 +23,8 @@ pub struct ServerConfig {
     pub shutdown_grace_seconds: u64,
     /// `text` (default) or `json` log lines (postern addition).
     pub log_format: String,
+    /// The name messages use (`{{ app_name }}`).
+    pub app_name: String,
 }
 
 impl Default for ServerConfig {
@@ -37,6 +39,7 @@ impl Default for ServerConfig {
             trusted_proxies: Vec::new(),
             shutdown_grace_seconds: 10,
             log_format: "text".into(),
+            app_name: "postern".into(),
         }
     }
 }
@@ -88,6 +91,14 @@ impl ServerConfig {
                     format!("`{other}`: allowed values are text, json"),
                 ));
             }
+        }
+        let name_ok = (1..=64).contains(&self.app_name.chars().count())
+            && !self.app_name.chars().any(char::is_control);
+        if !name_ok {
+            return Err(invalid(
+                "server.app_name",
+                "must be 1 to 64 characters without control characters",
+            ));
         }
         check_range(
             "server.shutdown_grace_seconds",

@@ -3,6 +3,7 @@
 //! is a URL), each `[[sms_gateway]]` and each `[[channel]]`. Each is built by
 //! its kind's folder, as tenant channels are. Errors name the config key.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::plugin::PluginSenderFactory;
@@ -15,6 +16,7 @@ use super::smtp::mailer::Mailer;
 use super::{BuildContext, Sender, plugin, pushover, smtp, url};
 use crate::config::{ApiConfig, Config, TokenDelivery};
 use crate::domain::ChannelName;
+use crate::messages::Messages;
 use crate::secret::Secret;
 
 /// A channel's own `send_to_type`, else `[api]`'s `two_fa_send_to_type`.
@@ -64,7 +66,24 @@ pub fn file_channels(
         let rule = rule_for(api, c.send_to_type, c.send_to_regex.as_deref(), &key)?;
         out.push(plugin::file_channel(i, c, rule, plugin_sender)?);
     }
+    attach_messages(cfg, &mut out)?;
     Ok(out)
+}
+
+/// Each channel's templates (`templates = …`, `[smtp] subject/body`); the
+/// channels without any get the built-in messages.
+fn attach_messages(cfg: &Config, channels: &mut [Channel]) -> Result<(), String> {
+    let mut own: HashMap<String, Messages> = crate::config::templates::file_messages(cfg)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .collect();
+    for ch in channels {
+        let m = own
+            .remove(ch.name.as_str())
+            .unwrap_or_else(|| Messages::builtin(crate::config::templates::site(cfg)));
+        ch.messages = Arc::new(m);
+    }
+    Ok(())
 }
 
 /// `[[sms_gateway]]` number `i`: an `sms-http` or an `sms-smtp` channel.
@@ -102,5 +121,6 @@ fn gateway_channel(
         )?,
         fallback: g.fallback.as_deref().map(ChannelName::parse).transpose()?,
         secrets,
+        messages: Default::default(),
     })
 }

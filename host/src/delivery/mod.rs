@@ -75,7 +75,12 @@ pub struct Message {
     pub username: String,
     pub user_agent: Option<String>,
     pub remote_address: Option<String>,
+    /// The BCP 47 locale chosen when the code was queued.
     pub locale: Option<String>,
+    /// The email parts, rendered for the channel right before an attempt
+    /// (`registry::Channel::compose`); never stored.
+    #[serde(skip)]
+    pub email: Option<crate::messages::Email>,
 }
 
 impl fmt::Debug for Message {
@@ -165,12 +170,29 @@ impl SendOutcome {
     }
 }
 
+/// Which rendered message a sender puts on the wire, so a channel renders
+/// (and its record measures) only that.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageForm {
+    /// `Message::text`: SMS, chat and plugin channels.
+    Text,
+    /// `Message::email`: subject, plain and HTML parts.
+    Email,
+    /// Its own fields (URL form, Pushover's rport wording): no text is measured.
+    Fields,
+}
+
 /// A delivery protocol. Implementations bound every network call with a
 /// timeout and classify every failure.
 #[async_trait]
 pub trait Sender: Send + Sync {
     /// The protocol, for records and metrics: `smtp`, `pushover`, `url`, …
     fn kind(&self) -> &'static str;
+
+    /// Which rendered message it sends.
+    fn form(&self) -> MessageForm {
+        MessageForm::Text
+    }
 
     /// Checks only the protocol knows (a plugin's `validate-recipient`). The
     /// channel's `send_to_type` rule runs before this.

@@ -172,6 +172,7 @@ impl Queue {
         // or another host), not attempted by this process.
         let attempt_now = !self.is_closing();
         let send_to_masked = mask_destination(&req.message.send_to);
+        let facts = channel.facts(&req.message);
         let payload = Payload {
             message: req.message,
             alternates: req.alternates,
@@ -189,6 +190,7 @@ impl Queue {
             fallback_depth: 0,
             created_at: now,
             lease: attempt_now.then(|| (self.owner.as_str().to_string(), lease_until)),
+            facts,
         };
         self.store.insert_delivery(&new).await?;
         if !attempt_now {

@@ -3,10 +3,12 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use super::Sender;
 use super::recipient::RecipientRule;
+use super::{Message, MessageForm, Sender};
 use crate::domain::{ChannelName, TenantName};
+use crate::messages::{Locale, Messages, Preferences, Vars, sms};
 use crate::secret::Secret;
+use crate::store::{MessageFacts, SmsFacts};
 
 /// A named way to deliver: a sender plus the channel's own rules.
 pub struct Channel {
@@ -16,9 +18,61 @@ pub struct Channel {
     pub fallback: Option<ChannelName>,
     /// Secret values the channel uses: scrubbed from every stored detail.
     pub secrets: Vec<Secret>,
+    /// What it says, in which languages (`crate::messages`).
+    pub messages: Arc<Messages>,
 }
 
 impl Channel {
+    /// The locale a message carries, else this channel's default.
+    fn locale_of(&self, m: &Message) -> Locale {
+        m.locale
+            .as_deref()
+            .and_then(|l| Locale::parse(l).ok())
+            .unwrap_or_else(|| self.messages.choose(&Preferences::default()))
+    }
+
+    /// `m` with its text (and, for email, its parts) rendered by this
+    /// channel's templates in the message's locale.
+    pub fn compose(&self, m: &Message) -> Result<Message, String> {
+        let loc = self.locale_of(m);
+        let vars = Vars {
+            code: &m.code,
+            ttl_seconds: m.ttl_seconds,
+            username: &m.username,
+            user_agent: m.user_agent.as_deref(),
+            remote_address: m.remote_address.as_deref(),
+        };
+        let mut out = m.clone();
+        out.text = self.messages.text(&loc, &vars).map_err(|e| e.to_string())?;
+        if self.sender.form() == MessageForm::Email {
+            out.email = Some(
+                self.messages
+                    .email(&loc, &vars)
+                    .map_err(|e| e.to_string())?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// What the delivery record says about `m` on this channel: its
+    /// locale, and for a text channel the SMS length of the text.
+    pub fn facts(&self, m: &Message) -> MessageFacts {
+        let sms = match self.sender.form() {
+            MessageForm::Email | MessageForm::Fields => None,
+            MessageForm::Text => self.compose(m).ok().map(|c| {
+                let l = sms::length(&c.text);
+                SmsFacts {
+                    encoding: l.encoding.as_str().to_string(),
+                    segments: l.segments,
+                }
+            }),
+        };
+        MessageFacts {
+            locale: Some(self.locale_of(m).to_string()),
+            sms,
+        }
+    }
+
     /// The channel's `send_to_type` rule, then the protocol's own check.
     pub async fn validate_recipient(&self, send_to: &str) -> Result<(), String> {
         self.rule.check(send_to)?;

@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use crate::config::lenient::lenient_opt_string;
 use crate::delivery::recipient::SendToType;
+use crate::messages::TemplatesSpec;
 use crate::secret::Secret;
 
 /// One `[[sms_gateway]]`: privacyIDEA's HTTP provider (`kind = "http"`) or
@@ -42,6 +43,8 @@ pub struct SmsGatewayConfig {
     pub send_to_type: Option<SendToType>,
     pub send_to_regex: Option<String>,
     pub fallback: Option<String>,
+    /// Own messages per locale (`crate::messages::TemplatesSpec`).
+    pub templates: TemplatesSpec,
 }
 
 impl Default for SmsGatewayConfig {
@@ -69,6 +72,7 @@ impl Default for SmsGatewayConfig {
             send_to_type: None,
             send_to_regex: None,
             fallback: None,
+            templates: TemplatesSpec::default(),
         }
     }
 }

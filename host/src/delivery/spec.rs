@@ -27,12 +27,15 @@ pub struct KindSpec {
 pub struct SpecError {
     pub field: String,
     pub message: String,
+    /// Line and column in a template, when a template is to blame.
+    pub position: Option<(usize, usize)>,
 }
 
 pub fn err(field: impl Into<String>, message: impl Into<String>) -> SpecError {
     SpecError {
         field: field.into(),
         message: message.into(),
+        position: None,
     }
 }
 

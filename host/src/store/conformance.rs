@@ -12,8 +12,8 @@ use sqlx::Connection;
 use crate::domain::CodePurpose;
 
 use super::{
-    AttemptRow, ChannelRow, DeliveryFilter, DeliveryStatus, Finish, NewDelivery, PgStore,
-    PluginRow, SqliteStore, Store, UserRow,
+    AttemptRow, ChannelRow, DeliveryFilter, DeliveryStatus, Finish, MessageFacts, NewDelivery,
+    PgStore, PluginRow, SmsFacts, SqliteStore, Store, UserRow,
 };
 
 const NOW: i64 = 1_800_000_000_000;
@@ -99,6 +99,13 @@ fn delivery(i: usize) -> NewDelivery {
         fallback_depth: 0,
         created_at: NOW,
         lease: None,
+        facts: MessageFacts {
+            locale: Some("de-AT".into()),
+            sms: Some(SmsFacts {
+                encoding: "UCS-2".into(),
+                segments: 2,
+            }),
+        },
     }
 }
 
@@ -151,6 +158,8 @@ async fn due_deliveries_are_leased_to_one_worker_only() {
         assert!(p.b.finish(id, owner, NOW, delivered()).await.unwrap());
         assert!(!p.a.finish(id, owner, NOW, delivered()).await.unwrap());
         let d = p.a.get_delivery("default", id).await.unwrap().unwrap();
+        assert_eq!(d.locale.as_deref(), Some("de-AT"), "{}", p.name);
+        assert_eq!(d.sms.as_ref().map(|s| s.segments), Some(2), "{}", p.name);
         assert_eq!(
             (d.status.as_str(), d.attempts.len()),
             ("delivered", 1),
@@ -304,6 +313,7 @@ async fn totp_steps_only_move_forward_and_users_round_trip() {
             name: None,
             default_method: Some("email".into()),
             created_at: NOW,
+            language: Some("de-AT".into()),
         };
         p.a.create_user(&u).await.unwrap();
         assert!(matches!(
@@ -368,6 +378,7 @@ async fn a_channel_change_on_one_host_is_seen_by_the_other() {
             fallback: None,
             created_at: NOW,
             updated_at: NOW,
+            templates: Some(r#"{"webotp":true}"#.into()),
         };
         p.a.put_channel(&c).await.unwrap();
         let after = p.b.channels_version().await.unwrap();
@@ -375,6 +386,7 @@ async fn a_channel_change_on_one_host_is_seen_by_the_other() {
         let seen = p.b.channels(Some("acme")).await.unwrap();
         assert_eq!(seen.len(), 1, "{}", p.name);
         assert_eq!(seen[0].secrets.as_deref(), Some(&[1u8, 2, 3][..]));
+        assert_eq!(seen[0].templates, c.templates, "{}", p.name);
         assert_eq!(p.b.channels(None).await.unwrap().len(), 1);
         let plugin = PluginRow {
             tenant: "acme".into(),

@@ -49,12 +49,12 @@ pub trait QueueStore: Send + Sync {
 
 const INSERT_DELIVERY: &str = "INSERT INTO deliveries (id, tenant, channel, send_to_masked,
         username, payload, status, next_attempt_at, lease_owner, lease_until, expires_at,
-        fallback_of, fallback_depth, created_at, updated_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)";
+        fallback_of, fallback_depth, created_at, updated_at, locale, sms_encoding, sms_segments)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15, $16, $17)";
 
 /// The arguments of [`INSERT_DELIVERY`]: leased (`sending`) when the
 /// delivery carries a lease, else `queued`.
-fn delivery_args(d: &NewDelivery) -> [Arg<'_>; 14] {
+fn delivery_args(d: &NewDelivery) -> [Arg<'_>; 17] {
     let (status, owner, until) = match &d.lease {
         Some((owner, until)) => (DeliveryStatus::Sending, Some(owner.as_str()), Some(*until)),
         None => (DeliveryStatus::Queued, None, None),
@@ -74,6 +74,9 @@ fn delivery_args(d: &NewDelivery) -> [Arg<'_>; 14] {
         (&d.fallback_of).into(),
         d.fallback_depth.into(),
         d.created_at.into(),
+        (&d.facts.locale).into(),
+        d.facts.sms.as_ref().map(|s| s.encoding.as_str()).into(),
+        d.facts.sms.as_ref().map(|s| i64::from(s.segments)).into(),
     ]
 }
 
@@ -104,7 +107,7 @@ fn claimed(r: &impl Cols) -> Result<ClaimedDelivery> {
 }
 
 const RECORD_COLUMNS: &str = "id, channel, send_to_masked, status, log, username, provider_id,
-    fallback_of, expires_at, created_at";
+    fallback_of, expires_at, created_at, locale, sms_encoding, sms_segments";
 
 fn record(r: &impl Cols) -> Result<DeliveryRecord> {
     Ok(DeliveryRecord {
@@ -119,6 +122,14 @@ fn record(r: &impl Cols) -> Result<DeliveryRecord> {
         username: r.opt_text(5)?,
         provider_id: r.opt_text(6)?,
         fallback_of: r.opt_text(7)?,
+        locale: r.opt_text(10)?,
+        sms: match (r.opt_text(11)?, r.opt_int(12)?) {
+            (Some(encoding), Some(n)) => Some(super::SmsFacts {
+                encoding,
+                segments: u32::try_from(n).unwrap_or(u32::MAX),
+            }),
+            _ => None,
+        },
         expires_at: rfc3339(r.int(8)?),
         created_at: rfc3339(r.int(9)?),
     })

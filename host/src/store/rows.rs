@@ -27,6 +27,23 @@ pub struct NewDelivery {
     pub fallback_depth: u32,
     pub created_at: i64,
     pub lease: Option<(String, i64)>,
+    /// What the message was written in, for the record.
+    pub facts: MessageFacts,
+}
+
+/// A delivery's message as its record shows it: the locale and, for
+/// texts, the SMS encoding and segment count.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MessageFacts {
+    pub locale: Option<String>,
+    pub sms: Option<SmsFacts>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct SmsFacts {
+    /// `GSM-7` or `UCS-2`.
+    pub encoding: String,
+    pub segments: u32,
 }
 
 /// A delivery a worker holds a lease on.
@@ -141,6 +158,12 @@ pub struct DeliveryRecord {
     pub provider_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fallback_of: Option<String>,
+    /// The BCP 47 locale the message was written in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
+    /// A text's SMS encoding and segment count.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sms: Option<SmsFacts>,
     pub expires_at: String,
     pub created_at: String,
 }
@@ -163,6 +186,8 @@ pub struct UserRow {
     pub name: Option<String>,
     pub default_method: Option<String>,
     pub created_at: i64,
+    /// BCP 47 language messages to this user are written in.
+    pub language: Option<String>,
 }
 
 /// A 2FA method row of a user: an enabled method, or a channel enrolment
@@ -236,6 +261,8 @@ pub struct ChannelRow {
     pub fallback: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The channel's own templates as JSON; `None`: the built-in messages.
+    pub templates: Option<String>,
 }
 
 /// An uploaded plugin version.

@@ -32,6 +32,7 @@ async fn fixture() -> (tempfile::TempDir, SqliteStore) {
         name: None,
         default_method: None,
         created_at: NOW,
+        language: None,
     };
     store.create_user(&user).await.unwrap();
     (dir, store)

@@ -85,6 +85,7 @@ fn channel_row(r: &impl Cols) -> Result<ChannelRow> {
         fallback: r.opt_text(10)?,
         created_at: r.int(11)?,
         updated_at: r.int(12)?,
+        templates: r.opt_text(13)?,
     })
 }
 
@@ -184,14 +185,15 @@ impl<B: Backend> TenantStore for SqlStore<B> {
         let mut tx = self.begin().await?;
         tx.exec(
             "INSERT INTO tenant_channels (tenant, name, kind, config, secrets, secret_keys, plugin,
-                allowed_hosts, send_to_type, send_to_regex, fallback, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                allowed_hosts, send_to_type, send_to_regex, fallback, created_at, updated_at,
+                templates)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
              ON CONFLICT (tenant, name) DO UPDATE SET kind = excluded.kind,
                 config = excluded.config, secrets = excluded.secrets,
                 secret_keys = excluded.secret_keys, plugin = excluded.plugin,
                 allowed_hosts = excluded.allowed_hosts, send_to_type = excluded.send_to_type,
                 send_to_regex = excluded.send_to_regex, fallback = excluded.fallback,
-                updated_at = excluded.updated_at",
+                updated_at = excluded.updated_at, templates = excluded.templates",
             &[
                 (&c.tenant).into(),
                 (&c.name).into(),
@@ -206,6 +208,7 @@ impl<B: Backend> TenantStore for SqlStore<B> {
                 (&c.fallback).into(),
                 c.created_at.into(),
                 c.updated_at.into(),
+                (&c.templates).into(),
             ],
         )
         .await?;
@@ -228,7 +231,7 @@ impl<B: Backend> TenantStore for SqlStore<B> {
         let rows = self
             .all(
                 "SELECT tenant, name, kind, config, secrets, secret_keys, plugin, allowed_hosts,
-                    send_to_type, send_to_regex, fallback, created_at, updated_at
+                    send_to_type, send_to_regex, fallback, created_at, updated_at, templates
                  FROM tenant_channels WHERE (CAST($1 AS TEXT) IS NULL OR tenant = $1)
                  ORDER BY tenant, name",
                 &[tenant.into()],

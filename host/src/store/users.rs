@@ -63,7 +63,7 @@ pub trait UserStore: Send + Sync {
 }
 
 const USER_COLUMNS: &str = "tenant, id, username, password_hash, email, email_verified, name,
-    default_method, created_at";
+    default_method, created_at, language";
 
 fn user_row(r: &impl Cols) -> Result<UserRow> {
     Ok(UserRow {
@@ -76,6 +76,7 @@ fn user_row(r: &impl Cols) -> Result<UserRow> {
         name: r.opt_text(6)?,
         default_method: r.opt_text(7)?,
         created_at: r.int(8)?,
+        language: r.opt_text(9)?,
     })
 }
 
@@ -102,7 +103,8 @@ impl<B: Backend> UserStore for SqlStore<B> {
         let r = self
             .exec(
                 "INSERT INTO users (tenant, id, username, password_hash, email, email_verified,
-                    name, default_method, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    name, default_method, created_at, language)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                 &[
                     (&u.tenant).into(),
                     (&u.id).into(),
@@ -113,6 +115,7 @@ impl<B: Backend> UserStore for SqlStore<B> {
                     (&u.name).into(),
                     (&u.default_method).into(),
                     u.created_at.into(),
+                    (&u.language).into(),
                 ],
             )
             .await;
@@ -135,7 +138,7 @@ impl<B: Backend> UserStore for SqlStore<B> {
     async fn update_user(&self, u: &UserRow) -> Result<()> {
         self.exec(
             "UPDATE users SET password_hash = $3, email = $4, email_verified = $5, name = $6,
-                default_method = $7 WHERE tenant = $1 AND id = $2",
+                default_method = $7, language = $8 WHERE tenant = $1 AND id = $2",
             &[
                 (&u.tenant).into(),
                 (&u.id).into(),
@@ -144,6 +147,7 @@ impl<B: Backend> UserStore for SqlStore<B> {
                 u.email_verified.into(),
                 (&u.name).into(),
                 (&u.default_method).into(),
+                (&u.language).into(),
             ],
         )
         .await?;

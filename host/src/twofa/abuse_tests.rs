@@ -122,7 +122,7 @@ async fn verify_failures_count_per_destination_across_verifications() {
         let (twofa, caller, tenant) = (f.twofa.clone(), f.caller.clone(), tenant.clone());
         async move {
             twofa
-                .start_verification(&tenant, "url", to, None, &caller)
+                .start_verification(&tenant, "url", to, None, None, &caller)
                 .await
                 .unwrap()
         }
@@ -183,7 +183,7 @@ async fn the_guard_window_slides_and_an_unblock_starts_afresh() {
         async move {
             let to = format!("+4474001234{n:02}");
             twofa
-                .start_verification(&tenant, "sms", &to, None, &caller)
+                .start_verification(&tenant, "sms", &to, None, None, &caller)
                 .await
         }
     };

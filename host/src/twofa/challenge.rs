@@ -186,6 +186,7 @@ impl TwoFactor {
             channel,
             send_to: &dest,
             username: Some(&user.username),
+            language: user.language.as_deref(),
             alternates: alternates(user, methods),
         };
         let expires = self.send_code(req, caller).await?;

@@ -40,6 +40,7 @@ impl TwoFactor {
             channel,
             send_to,
             username: Some(&user.username),
+            language: user.language.as_deref(),
             alternates: BTreeMap::new(),
         };
         let expires = self.send_code(req, caller).await?;

@@ -13,8 +13,8 @@ use super::{Caller, R, TwoFaError, TwoFactor};
 use crate::crypto::{Keys, sha256_hex};
 use crate::delivery::Message;
 use crate::delivery::queue::{Enqueue, QueueError};
-use crate::delivery::template::default_text;
 use crate::domain::{CodePurpose, TenantName};
+use crate::messages::Preferences;
 use crate::store::{DeliveryRecord, DeliveryStatus};
 
 /// `len` random decimal digits.
@@ -50,6 +50,9 @@ pub(super) struct CodeRequest<'a> {
     pub channel: &'a str,
     pub send_to: &'a str,
     pub username: Option<&'a str>,
+    /// The reader's stored language or a Verify `locale` (BCP 47), first
+    /// in the locale chain.
+    pub language: Option<&'a str>,
     /// Send-to values for the channel's fallbacks, by channel name.
     pub alternates: BTreeMap<String, String>,
 }
@@ -129,15 +132,23 @@ impl TwoFactor {
 
     fn message(&self, code: String, req: &CodeRequest<'_>, caller: &Caller) -> Message {
         let ttl = self.config.api.two_fa_token_ttl_seconds;
+        let prefs =
+            Preferences::chain(req.language, caller.accept_language.as_deref(), req.send_to);
+        let locale = self
+            .registry
+            .get(req.tenant, req.channel)
+            .map(|c| c.messages.choose(&prefs).to_string());
         Message {
             send_to: req.send_to.to_string(),
-            text: default_text(&code, ttl),
+            // Rendered by each channel before its attempt.
+            text: String::new(),
             code,
             ttl_seconds: ttl,
             username: req.username.unwrap_or_default().to_string(),
             user_agent: caller.user_agent.clone(),
             remote_address: Some(caller.ip.to_string()),
-            locale: None,
+            locale,
+            email: None,
         }
     }
 

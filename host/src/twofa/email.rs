@@ -61,6 +61,7 @@ impl TwoFactor {
             channel: Method::EMAIL,
             send_to: &dest,
             username: Some(&user.username),
+            language: user.language.as_deref(),
             alternates: alternates(user, &methods),
         };
         self.send_code(req, caller).await.map(|_| ())

@@ -62,6 +62,8 @@ pub use verify::Verification;
 pub struct Caller {
     pub ip: IpAddr,
     pub user_agent: Option<String>,
+    /// The request's `Accept-Language`, for the message's language.
+    pub accept_language: Option<String>,
 }
 
 /// `details` of the totp-* errors (Rocket.Chat's shape).

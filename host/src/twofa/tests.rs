@@ -172,6 +172,7 @@ impl Fixture {
             caller: Caller {
                 ip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)),
                 user_agent: Some("tests".into()),
+                accept_language: None,
             },
             _dir: dir,
         }
@@ -189,6 +190,7 @@ impl Fixture {
             name: None,
             default_method: Some("url".into()),
             created_at: self.clock.now_ms(),
+            language: None,
         };
         self.store.create_user(&user).await.unwrap();
         let row = MethodRow {
@@ -220,7 +222,7 @@ async fn a_verification_expires_after_its_ttl() {
     let tenant = TenantName::default_tenant();
     let v = f
         .twofa
-        .start_verification(&tenant, "url", SEND_TO, None, &f.caller)
+        .start_verification(&tenant, "url", SEND_TO, None, None, &f.caller)
         .await
         .unwrap();
     assert_eq!(v.status, VerificationStatus::Pending);
@@ -337,6 +339,7 @@ async fn a_retry_that_comes_due_after_the_code_expired_is_not_sent() {
         user_agent: None,
         remote_address: None,
         locale: None,
+        email: None,
     };
     let first = f
         .queue

@@ -40,6 +40,7 @@ impl TwoFactor {
         channel: &str,
         to: &str,
         username: Option<&str>,
+        language: Option<&str>,
         caller: &Caller,
     ) -> R<Verification> {
         let ch = self.registry.get(tenant, channel).ok_or_else(|| {
@@ -71,6 +72,7 @@ impl TwoFactor {
             channel,
             send_to: to,
             username,
+            language,
             alternates: BTreeMap::new(),
         };
         match self.send_code(req, caller).await {
@@ -224,6 +226,7 @@ impl TwoFactor {
         &self,
         tenant: &TenantName,
         username: &str,
+        locale: Option<&str>,
         caller: &Caller,
     ) -> R<Verification> {
         let user = self
@@ -243,7 +246,16 @@ impl TwoFactor {
         let to = m.destination(&user).ok_or_else(|| {
             TwoFaError::bad_request("username", "the user has no address for their method")
         })?;
-        self.start_verification(tenant, m.method.as_str(), &to, Some(&user.username), caller)
-            .await
+        // A `locale` the call gives wins over the user's stored language.
+        let language = locale.or(user.language.as_deref());
+        self.start_verification(
+            tenant,
+            m.method.as_str(),
+            &to,
+            Some(&user.username),
+            language,
+            caller,
+        )
+        .await
     }
 }

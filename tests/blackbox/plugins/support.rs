@@ -142,6 +142,7 @@ pub fn message(send_to: &str) -> Message {
         user_agent: Some("Mozilla/5.0".into()),
         remote_address: Some("203.0.113.9".into()),
         locale: None,
+        email: None,
     }
 }
 

@@ -122,7 +122,7 @@ impl FromRequestParts<AppState> for PublicTenant {
 /// tenant key's answers (404 unknown tenant, 401).
 pub enum KeyOrSession {
     Key(TenantAccess),
-    Session(Session),
+    Session(Box<Session>),
 }
 
 impl FromRequestParts<AppState> for KeyOrSession {
@@ -132,9 +132,9 @@ impl FromRequestParts<AppState> for KeyOrSession {
         let has_session =
             header_str(parts, "x-user-id").is_some() || header_str(parts, "x-auth-token").is_some();
         if bearer(parts).is_none() && has_session {
-            return Ok(Self::Session(
+            return Ok(Self::Session(Box::new(
                 Session::from_request_parts(parts, state).await?,
-            ));
+            )));
         }
         Ok(Self::Key(
             TenantAccess::from_request_parts(parts, state).await?,

@@ -41,6 +41,11 @@ impl FromRequestParts<AppState> for ClientInfo {
                 .get(header::USER_AGENT)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string),
+            accept_language: parts
+                .headers
+                .get(header::ACCEPT_LANGUAGE)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.chars().take(256).collect()),
         }))
     }
 }

@@ -23,6 +23,8 @@ pub struct ChannelConfig {
     pub send_to_type: Option<SendToType>,
     pub send_to_regex: Option<String>,
     pub fallback: Option<String>,
+    /// Own messages per locale (`crate::messages::TemplatesSpec`).
+    pub templates: crate::messages::TemplatesSpec,
 }
 
 impl ChannelConfig {

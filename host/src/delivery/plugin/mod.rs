@@ -36,6 +36,7 @@ pub fn file_channel(
         rule,
         fallback: c.fallback.as_deref().map(ChannelName::parse).transpose()?,
         secrets: c.secrets.values().cloned().collect(),
+        messages: Default::default(),
     })
 }
 

@@ -55,6 +55,10 @@ impl Sender for PushoverSender {
         NAME
     }
 
+    fn form(&self) -> super::MessageForm {
+        super::MessageForm::Fields
+    }
+
     async fn validate_recipient(&self, send_to: &str) -> Result<(), String> {
         if is_user_key(send_to) {
             Ok(())
@@ -120,6 +124,7 @@ pub fn file_channel(
         rule,
         fallback: None,
         secrets: vec![p.api_token.clone()],
+        messages: Default::default(),
     })
 }
 

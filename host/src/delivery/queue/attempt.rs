@@ -89,10 +89,13 @@ impl Queue {
             .lease
             .saturating_sub(Duration::from_secs(1))
             .max(Duration::from_secs(1));
-        let outcome = match tokio::time::timeout(limit, channel.sender.send(&payload.message)).await
-        {
-            Ok(o) => o,
-            Err(_) => SendOutcome::transient(format!("attempt timed out after {limit:?}")),
+        // The channel's templates, in the message's locale.
+        let outcome = match channel.compose(&payload.message) {
+            Err(e) => SendOutcome::permanent(format!("the message cannot be rendered: {e}")),
+            Ok(message) => match tokio::time::timeout(limit, channel.sender.send(&message)).await {
+                Ok(o) => o,
+                Err(_) => SendOutcome::transient(format!("attempt timed out after {limit:?}")),
+            },
         };
         let elapsed = started.elapsed();
         let code = &payload.message.code;
@@ -213,6 +216,7 @@ impl Queue {
             fallback_depth: d.fallback_depth + 1,
             created_at: now,
             lease: None,
+            facts: fb.facts(&fb_payload.message),
         })
     }
 }

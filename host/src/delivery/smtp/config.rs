@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use crate::config::check::{ConfigError, check_range, invalid};
 use crate::config::lenient::lenient_opt_string;
+use crate::messages::TemplatesSpec;
 use crate::secret::Secret;
 
 /// The secrets a tenant's `smtp` or `sms-smtp` channel takes.
@@ -21,9 +22,6 @@ pub enum StartTls {
     Off,
 }
 
-pub const DEFAULT_SMTP_SUBJECT: &str = "Your verification code";
-pub const DEFAULT_SMTP_BODY: &str = "Your verification code is {code}.\nIt expires in {ttl}.\n\nIt was requested from {remote_address} with user agent {user_agent}.\nIf this was not you, ignore this message.\n";
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct SmtpConfig {
@@ -36,8 +34,14 @@ pub struct SmtpConfig {
     pub starttls: StartTls,
     pub ca_file: Option<PathBuf>,
     pub timeout_seconds: u64,
-    pub subject: String,
-    pub body: String,
+    /// rport's `{code}`-tag subject and body: when set, they replace the
+    /// built-in messages in every language without an own template.
+    #[serde(deserialize_with = "lenient_opt_string")]
+    pub subject: Option<String>,
+    #[serde(deserialize_with = "lenient_opt_string")]
+    pub body: Option<String>,
+    /// Own messages per locale (`crate::messages::TemplatesSpec`).
+    pub templates: TemplatesSpec,
 }
 
 impl Default for SmtpConfig {
@@ -51,8 +55,9 @@ impl Default for SmtpConfig {
             starttls: StartTls::Opportunistic,
             ca_file: None,
             timeout_seconds: 10,
-            subject: DEFAULT_SMTP_SUBJECT.into(),
-            body: DEFAULT_SMTP_BODY.into(),
+            subject: None,
+            body: None,
+            templates: TemplatesSpec::default(),
         }
     }
 }

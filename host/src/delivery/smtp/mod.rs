@@ -17,25 +17,19 @@ use self::mailer::Mailer;
 use super::recipient::RecipientRule;
 use super::registry::Channel;
 use super::spec::{KindAdapter, KindSpec, SpecError, TenantContext, check_host, err};
-use super::template::{html_escape, human_ttl, plain_field, render};
 use super::{BuildContext, Message, SendOutcome, Sender};
 use crate::domain::{ChannelName, EmailAddress};
 
-/// The `email` channel: renders the subject and body templates.
+/// The `email` channel: sends the parts the channel's templates rendered
+/// (`Message::email`), plain and HTML as multipart/alternative.
 pub struct SmtpSender {
     mailer: Mailer,
-    subject: String,
-    body: String,
-    base_url: String,
 }
 
 impl SmtpSender {
     pub fn new(c: &SmtpConfig, ctx: &BuildContext<'_>) -> Result<Self, String> {
         Ok(Self {
             mailer: Mailer::new(c, ctx.public_only)?,
-            subject: c.subject.clone(),
-            body: c.body.clone(),
-            base_url: ctx.base_url.unwrap_or_default().to_string(),
         })
     }
 }
@@ -46,34 +40,25 @@ impl Sender for SmtpSender {
         NAME
     }
 
+    fn form(&self) -> super::MessageForm {
+        super::MessageForm::Email
+    }
+
     async fn validate_recipient(&self, send_to: &str) -> Result<(), String> {
         EmailAddress::parse(send_to).map(|_| ())
     }
 
     async fn send(&self, m: &Message) -> SendOutcome {
-        // User agent and IP are untrusted: one line of plain text, and
-        // HTML-escaped in the HTML part.
-        let fields = [
-            ("code", m.code.clone()),
-            ("ttl", human_ttl(m.ttl_seconds)),
-            ("username", plain_field(Some(&m.username))),
-            ("base_url", self.base_url.clone()),
-            ("user_agent", plain_field(m.user_agent.as_deref())),
-            ("remote_address", plain_field(m.remote_address.as_deref())),
-        ];
-        let plain: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let escaped: Vec<(&str, String)> =
-            fields.iter().map(|(k, v)| (*k, html_escape(v))).collect();
-        let html: Vec<(&str, &str)> = escaped.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let subject = render(&self.subject, &plain);
-        let text = render(&self.body, &plain);
-        // html_escape leaves `{tag}` intact, so tags are filled after escaping the template.
-        let html_body = format!(
-            "<html><body><pre style=\"font-family:sans-serif\">{}</pre></body></html>",
-            render(&html_escape(&self.body), &html)
-        );
+        let Some(email) = &m.email else {
+            return SendOutcome::permanent("no email was composed for this message");
+        };
         self.mailer
-            .send(&m.send_to, &subject, text, Some(html_body))
+            .send(
+                &m.send_to,
+                &email.subject,
+                email.plain.clone(),
+                Some(email.html.clone()),
+            )
             .await
     }
 
@@ -91,6 +76,7 @@ pub fn file_channel(smtp: &SmtpConfig, ctx: &BuildContext<'_>) -> Result<Channel
         rule: RecipientRule::Email,
         fallback: None,
         secrets: smtp.auth_password.iter().cloned().collect(),
+        messages: Default::default(),
     })
 }
 

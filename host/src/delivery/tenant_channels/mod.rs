@@ -10,6 +10,10 @@
 pub mod row;
 pub mod save;
 
+use std::sync::Arc;
+
+use serde_json::Value;
+
 use super::kind::ChannelKind;
 use super::recipient::{RecipientRule, SendToType};
 use super::registry::Channel;
@@ -17,6 +21,8 @@ use super::spec::{KindAdapter, KindSpec, SpecError, TenantContext, err};
 use super::{BuildContext, fallback};
 use crate::config::Config;
 use crate::domain::ChannelName;
+use crate::messages::spec::CatchAll;
+use crate::messages::{Kind, Messages, TemplatesSpec};
 use crate::secret::Secret;
 
 /// What a tenant sends in `PUT /channels/{name}`, parsed.
@@ -27,6 +33,8 @@ pub struct ChannelSpec {
     pub send_to_type: Option<SendToType>,
     pub send_to_regex: Option<String>,
     pub fallback: Option<String>,
+    /// The channel's own messages; empty: the built-in ones.
+    pub templates: TemplatesSpec,
 }
 
 /// Config keys a tenant may not set: they reach the host's files or bypass
@@ -39,6 +47,7 @@ const FORBIDDEN_CONFIG: &[&str] = &[
     "fallback",
     "send_to_type",
     "send_to_regex",
+    "templates",
 ];
 
 /// Builds a channel from a spec; every check a tenant can fail happens here
@@ -80,12 +89,41 @@ pub fn build(
         Some(f) => Some(ChannelName::parse(f).map_err(|m| err("fallback", m))?),
         None => None,
     };
+    let messages = messages(spec, cfg)?;
     Ok(Channel {
         name: name.clone(),
         sender,
         rule,
         fallback,
         secrets,
+        messages: Arc::new(messages),
+    })
+}
+
+/// The channel's `templates`, and for `smtp` its `config.subject/body`
+/// (rport's `{code}` tags), over the built-in messages.
+fn messages(spec: &ChannelSpec, cfg: &Config) -> Result<Messages, SpecError> {
+    let mut catch = Vec::new();
+    if spec.kind == ChannelKind::Smtp {
+        for (kind, key) in [(Kind::Subject, "subject"), (Kind::Body, "body")] {
+            if let Some(Value::String(source)) = spec.settings.config.get(key) {
+                catch.push(CatchAll {
+                    kind,
+                    field: format!("config.{key}"),
+                    source: source.clone(),
+                });
+            }
+        }
+    }
+    let site = crate::config::templates::site(cfg);
+    Messages::build(&spec.templates, &catch, site, "templates").map_err(|e| SpecError {
+        position: e.line.zip(e.column),
+        field: e.field.clone(),
+        message: match (e.line, e.column) {
+            (Some(l), Some(c)) => format!("{} (line {l}, column {c})", e.message),
+            (Some(l), None) => format!("{} (line {l})", e.message),
+            _ => e.message.clone(),
+        },
     })
 }
 

@@ -41,6 +41,8 @@ pub fn to_row(
         fallback: spec.fallback.clone(),
         created_at,
         updated_at: now,
+        templates: (!spec.templates.is_empty())
+            .then(|| serde_json::to_string(&spec.templates).unwrap_or_default()),
     }
 }
 
@@ -78,5 +80,9 @@ pub fn from_row(row: &ChannelRow, keys: &Keys) -> Result<ChannelSpec, String> {
         send_to_type,
         send_to_regex: row.send_to_regex.clone(),
         fallback: row.fallback.clone(),
+        templates: match &row.templates {
+            Some(t) => serde_json::from_str(t).map_err(|e| format!("templates: {e}"))?,
+            None => Default::default(),
+        },
     })
 }

@@ -34,6 +34,7 @@ pub struct ChannelPut {
     pub send_to_type: Option<String>,
     pub send_to_regex: Option<String>,
     pub fallback: Option<String>,
+    pub templates: crate::messages::TemplatesSpec,
 }
 
 /// Why a save or removal was refused.
@@ -43,6 +44,8 @@ pub enum ChannelError {
     Invalid {
         field: String,
         message: String,
+        /// Line and column, when a template is to blame.
+        position: Option<(usize, usize)>,
     },
     /// The name belongs to a config-file channel, or another channel falls
     /// back to it; `field` is set when a field is to blame.
@@ -65,6 +68,7 @@ fn invalid(field: &str, message: impl Into<String>) -> ChannelError {
     ChannelError::Invalid {
         field: field.to_string(),
         message: message.into(),
+        position: None,
     }
 }
 
@@ -74,6 +78,7 @@ fn refused(e: SpecError) -> ChannelError {
     ChannelError::Invalid {
         field: e.field,
         message,
+        position: e.position,
     }
 }
 
@@ -118,6 +123,7 @@ impl TenantChannels<'_> {
             send_to_type,
             send_to_regex: put.send_to_regex,
             fallback: put.fallback,
+            templates: put.templates,
         };
         let channel =
             build(tenant.as_str(), &name, &spec, self.config, self.plugins).map_err(refused)?;

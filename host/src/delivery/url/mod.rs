@@ -64,6 +64,10 @@ impl Sender for UrlSender {
         NAME
     }
 
+    fn form(&self) -> super::MessageForm {
+        super::MessageForm::Fields
+    }
+
     async fn send(&self, m: &Message) -> SendOutcome {
         let ttl = m.ttl_seconds.to_string();
         let form = [
@@ -118,6 +122,7 @@ pub fn file_channel(
         rule,
         fallback: None,
         secrets: c.signing_secret.into_iter().collect(),
+        messages: Default::default(),
     })
 }
 
