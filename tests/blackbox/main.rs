@@ -3,6 +3,7 @@
 
 mod support;
 
+mod abuse;
 mod api_errors;
 mod bench;
 mod bench_smpp;

@@ -41,12 +41,16 @@
 //! Each backend has its own migrations (`migrations/sqlite`,
 //! `migrations/postgres`), so a schema change adds a file to both.
 
+#[cfg(test)]
+mod abuse_conformance;
 mod audit;
 mod backend;
 mod codes;
 #[cfg(test)]
 mod conformance;
+mod failures;
 mod faults;
+mod fraud;
 mod health;
 mod postgres;
 mod queue;
@@ -68,6 +72,8 @@ use thiserror::Error;
 pub use audit::AuditStore;
 pub use backend::{Arg, Backend, Cols, SqlStore};
 pub use codes::CodeStore;
+pub use failures::{FailureCount, FailureStore, LOCKED_UNTIL_UNLOCKED};
+pub use fraud::{FlaggedPrefix, FraudStore};
 pub use postgres::PgStore;
 pub use queue::QueueStore;
 pub use rate::RateStore;
@@ -81,7 +87,8 @@ pub use users::UserStore;
 /// The store traits, for callers: `use crate::store::prelude::*;`.
 pub mod prelude {
     pub use super::{
-        AuditStore, CodeStore, QueueStore, RateStore, ReceiptStore, Store, TenantStore, UserStore,
+        AuditStore, CodeStore, FailureStore, FraudStore, QueueStore, RateStore, ReceiptStore,
+        Store, TenantStore, UserStore,
     };
 }
 
@@ -141,6 +148,8 @@ pub trait Store:
     + RateStore
     + AuditStore
     + ReceiptStore
+    + FailureStore
+    + FraudStore
     + Send
     + Sync
 {
