@@ -85,6 +85,11 @@ impl App {
             registry.insert(&TenantName::default_tenant(), c);
         }
         let metrics = Arc::new(Metrics::new());
+        registry.set_receipts(Arc::new(crate::delivery::receipts::StoreReceipts {
+            store: store.clone(),
+            metrics: metrics.clone(),
+            clock: clock.clone(),
+        }));
         let queue = Queue::new(
             store.clone(),
             registry.clone(),
@@ -244,6 +249,8 @@ pub async fn serve(app: App) -> Result<()> {
     .await;
     shutdown.cancel();
     let _ = worker.await;
+    // Long-lived provider sessions (SMPP) unbind once no attempt needs them.
+    app.registry.shutdown().await;
     tracing::info!("stopped");
     Ok(())
 }

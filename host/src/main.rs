@@ -143,7 +143,10 @@ fn load_config(path: Option<&std::path::Path>) -> Result<config::Loaded> {
 
 fn init_logging(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("POSTERN_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"))
+        // rusmpp logs whole PDUs (a bind's password) at debug level: never.
+        .add_directive("rusmpp=info".parse().expect("static directive"))
+        .add_directive("rusmppc=info".parse().expect("static directive"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

@@ -1,7 +1,8 @@
 //! Prometheus metrics: deliveries by channel and outcome, attempt latency.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 pub struct Metrics {
@@ -14,8 +15,70 @@ pub struct Metrics {
     pub realtime_refused: IntCounterVec,
     pub realtime_closed: IntCounterVec,
     pub realtime_calls: IntCounterVec,
+    pub handset_receipts: IntCounterVec,
     /// 1 while the store's last write probe succeeded, else 0.
     pub store_up: IntGauge,
+    /// Failure locks and the pumping guard.
+    pub abuse: AbuseMetrics,
+}
+
+/// Failure locks and the pumping guard.
+pub struct AbuseMetrics {
+    /// Second-factor locks (consecutive failures), by tenant and kind (user | verify).
+    pub twofa_locks: IntCounterVec,
+    /// Sends the pumping guard refused, by tenant and reason (denied | blocked).
+    pub fraud_refused: IntCounterVec,
+    /// Prefixes the pumping guard flagged, by tenant and mode (blocked | monitor).
+    pub fraud_flagged: IntCounterVec,
+    /// Methods and Verify destinations locked now (from the store, at scrape time).
+    pub twofa_locked: IntGaugeVec,
+    /// Prefixes blocked now (from the store, at scrape time).
+    pub fraud_blocked_prefixes: IntGaugeVec,
+}
+
+impl AbuseMetrics {
+    fn new(r: &Registry) -> Self {
+        Self {
+            twofa_locks: counter(
+                r,
+                "twofa_locks_total",
+                "Second factors locked after limits.max_consecutive_failures failed checks",
+                &["tenant", "kind"],
+            ),
+            fraud_refused: counter(
+                r,
+                "fraud_refused_total",
+                "Code sends refused by the destination policy or the pumping guard",
+                &["tenant", "reason"],
+            ),
+            fraud_flagged: counter(
+                r,
+                "fraud_flagged_total",
+                "Destination prefixes the pumping guard blocked or (monitor) reported",
+                &["tenant", "mode"],
+            ),
+            twofa_locked: gauge_vec(
+                r,
+                "twofa_locked",
+                "Second factors (user methods, Verify destinations) locked now",
+                &["tenant"],
+            ),
+            fraud_blocked_prefixes: gauge_vec(
+                r,
+                "fraud_blocked_prefixes",
+                "Destination prefixes the pumping guard blocks now",
+                &["tenant"],
+            ),
+        }
+    }
+}
+
+/// A gauge family registered in `registry` (see [`counter`]).
+fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels)
+        .unwrap_or_else(|e| panic!("static metric definition {name}: {e}"));
+    let _ = registry.register(Box::new(g.clone()));
+    g
 }
 
 /// A counter family registered in `registry`. The definitions are static,
@@ -90,11 +153,18 @@ impl Metrics {
                 "Realtime method calls by method and outcome (ok or the error id)",
                 &["method", "outcome"],
             ),
+            handset_receipts: counter(
+                r,
+                "handset_receipts_total",
+                "Delivery receipts from SMSCs by handset state (matched: a delivery carries the id)",
+                &["tenant", "channel", "state", "matched"],
+            ),
             store_up: gauge(
                 r,
                 "store_up",
                 "1 while the store accepts writes (the readiness probe), else 0",
             ),
+            abuse: AbuseMetrics::new(r),
             attempt_seconds,
             realtime_connections,
             registry,

@@ -3,8 +3,10 @@
 
 mod support;
 
+mod abuse;
 mod api_errors;
 mod bench;
+mod bench_smpp;
 mod cli;
 mod http_senders;
 mod messages;
@@ -13,6 +15,8 @@ mod plugins;
 mod queue;
 mod realtime;
 mod rocketchat;
+mod smpp;
+mod smpp_node;
 mod smtp;
 mod storage;
 mod tenants;

@@ -94,7 +94,7 @@ fn ws_url(p: &Postern, path: &str) -> String {
 }
 
 /// A DDP client, as a Rocket.Chat integrator would write one.
-struct Ddp {
+pub(crate) struct Ddp {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     next_id: u64,
     /// Collection messages (`added`, `removed`) seen while calling, in order.
@@ -104,7 +104,7 @@ struct Ddp {
 }
 
 impl Ddp {
-    async fn open(p: &Postern) -> Self {
+    pub(crate) async fn open(p: &Postern) -> Self {
         Self::open_at(p, "/websocket").await
     }
 
@@ -196,7 +196,7 @@ impl Ddp {
         r["result"].clone()
     }
 
-    async fn err(&mut self, method: &str, params: Value) -> Value {
+    pub(crate) async fn err(&mut self, method: &str, params: Value) -> Value {
         let r = self.call(method, params).await;
         r.get("error")
             .cloned()
@@ -216,13 +216,13 @@ impl Ddp {
     }
 }
 
-fn digest_login(user: &str, password: &str) -> Value {
+pub(crate) fn digest_login(user: &str, password: &str) -> Value {
     json!({ "user": { "username": user },
             "password": { "digest": sha256_hex(password), "algorithm": "sha-256" } })
 }
 
 /// Asserts the Rocket.Chat DDP error shape and returns `details`.
-fn assert_meteor_error(e: &Value, id: &str, reason: &str) -> Value {
+pub(crate) fn assert_meteor_error(e: &Value, id: &str, reason: &str) -> Value {
     assert_eq!(e["isClientSafe"], true, "{e}");
     assert_eq!(e["error"], id, "{e}");
     assert_eq!(e["reason"], reason, "{e}");

@@ -101,11 +101,17 @@ pub async fn get_one(
     access: TenantAccess,
     ApiPath(p): ApiPath<IdParam>,
 ) -> Result<Json<DeliveryResponse>, ApiError> {
-    let delivery = state
+    let mut delivery = state
         .store
         .get_delivery(access.tenant.as_str(), &p.id)
         .await?
         .ok_or_else(|| ApiError::not_found("No such delivery"))?;
+    if let Some(id) = &delivery.provider_id {
+        delivery.handset = state
+            .store
+            .handset_of(access.tenant.as_str(), &delivery.channel, id)
+            .await?;
+    }
     Ok(Json(DeliveryResponse {
         success: true,
         delivery,

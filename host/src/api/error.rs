@@ -149,6 +149,16 @@ impl From<TwoFaError> for ApiError {
             )
             .with_details(json!({ "channel": record.channel, "status": record.status, "deliveryId": record.id })),
             TwoFaError::InvalidSendTo(why) => ApiError::invalid_send_to(why),
+            TwoFaError::DestinationBlocked {
+                country,
+                prefix,
+                reason,
+            } => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "error-destination-blocked",
+                "Codes to this destination are blocked",
+            )
+            .with_details(json!({ "country": country, "prefix": prefix, "reason": reason })),
             TwoFaError::BadRequest { field, message } => ApiError::invalid_params(field, message),
             TwoFaError::NotFound(what) => ApiError::not_found(what),
             TwoFaError::Store(e) => ApiError::internal(e),

@@ -5,9 +5,10 @@
 //!
 //! Areas: `session` (login, logout, me), `two_factor` (`users.2fa.*`),
 //! `users` (tenant-key user admin), `verify`, `deliveries`, `channels`,
-//! `plugins`, `templates` (preview), `audit`, `admin` (operator), `ops` (health, metrics,
+//! `plugins`, `templates` (preview), `audit`, `abuse` (unlock, the pumping guard), `admin` (operator), `ops` (health, metrics,
 //! OpenAPI), `realtime` (DDP over WebSocket).
 
+pub mod abuse;
 pub mod admin;
 pub mod audit;
 pub mod channels;
@@ -174,8 +175,11 @@ fn resource_routes() -> Router<AppState> {
         .route("/templates/preview", post(templates::preview))
         .route("/verifications", post(verify::start))
         .route("/verifications/check", post(verify::check))
+        .route("/verifications/unlock", post(abuse::unlock_destination))
         .route("/verifications/{id}", get(verify::get_one))
         .route("/verifications/{id}/cancel", post(verify::cancel))
+        .route("/fraud", get(abuse::list))
+        .route("/fraud/{prefix}", axum::routing::delete(abuse::unblock))
 }
 
 /// Users: tenant-key administration, their sessions and second factors.
@@ -213,6 +217,7 @@ fn user_routes() -> Router<AppState> {
             get(two_factor::check_codes_remaining),
         )
         .route("/users.2fa.disableTOTP", post(two_factor::disable_totp))
+        .route("/users.2fa.unlock", post(abuse::unlock))
         .route("/users.2fa.enableChannel", post(two_factor::enable_channel))
         .route(
             "/users.2fa.confirmChannel",

@@ -130,6 +130,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
+    super::abuse::refresh_gauges(&state).await;
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),
@@ -158,10 +159,12 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         super::two_factor::regenerate_codes, super::two_factor::check_codes_remaining, super::two_factor::disable_totp,
         super::two_factor::enable_channel, super::two_factor::confirm_channel, super::audit::audit,
         super::verify::start, super::verify::check, super::verify::get_one, super::verify::cancel,
+        super::abuse::unlock, super::abuse::unlock_destination, super::abuse::list, super::abuse::unblock,
         super::templates::preview,
     ),
     components(schemas(
-        crate::store::DeliveryRecord, crate::store::AttemptRecord, crate::store::SmsFacts, ChannelHealth,
+        crate::store::DeliveryRecord, crate::store::AttemptRecord, crate::store::HandsetRecord,
+        crate::store::SmsFacts, ChannelHealth,
         super::deliveries::TestRequest, super::deliveries::DeliveryResponse,
         super::deliveries::DeliveryList, super::error::ErrorBody,
     )),

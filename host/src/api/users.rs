@@ -190,7 +190,7 @@ pub struct UserRefBody {
 }
 
 /// Which user a call names.
-enum UserRef {
+pub(super) enum UserRef {
     Id(String),
     Name(String),
     Both { id: String, name: String },
@@ -198,7 +198,10 @@ enum UserRef {
 
 impl UserRef {
     /// Empty strings count as missing; neither given is a 400 naming both.
-    fn parse(user_id: Option<String>, username: Option<String>) -> Result<Self, ApiError> {
+    pub(super) fn parse(
+        user_id: Option<String>,
+        username: Option<String>,
+    ) -> Result<Self, ApiError> {
         let present = |v: Option<String>| v.filter(|s| !s.is_empty());
         match (present(user_id), present(username)) {
             (Some(id), Some(name)) => Ok(Self::Both { id, name }),
@@ -228,7 +231,7 @@ fn mismatch() -> ApiError {
         .with_details(json!({ "field": "userId", "fields": ["userId", "username"] }))
 }
 
-async fn find_user(
+pub(super) async fn find_user(
     state: &AppState,
     tenant: &TenantName,
     who: &UserRef,

@@ -24,6 +24,12 @@ pub struct LimitsConfig {
     pub code_requests_per_minute: u32,
     /// Lifetime of a login session in hours (postern addition).
     pub session_hours: u32,
+    /// Consecutive failed checks of one user's method (or one Verify
+    /// destination), across codes, before it locks (NIST SP 800-63B-4: at most 100).
+    pub max_consecutive_failures: u32,
+    /// A lock ends by itself after this many minutes, doubling with each
+    /// lock since the last success; absent: only `users.2fa.unlock` ends it.
+    pub lockout_minutes: Option<u32>,
 }
 
 impl Default for LimitsConfig {
@@ -40,13 +46,15 @@ impl Default for LimitsConfig {
             logins_per_ip_per_minute: 30,
             code_requests_per_minute: 5,
             session_hours: 24 * 30,
+            max_consecutive_failures: 20,
+            lockout_minutes: None,
         }
     }
 }
 
 impl LimitsConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let ranges: [(&str, u32, std::ops::RangeInclusive<u64>); 11] = [
+        let ranges: [(&str, u32, std::ops::RangeInclusive<u64>); 12] = [
             ("limits.code_length", self.code_length, 6..=10),
             (
                 "limits.max_check_attempts",
@@ -94,9 +102,17 @@ impl LimitsConfig {
                 1..=1_000_000,
             ),
             ("limits.session_hours", self.session_hours, 1..=24 * 366),
+            (
+                "limits.max_consecutive_failures",
+                self.max_consecutive_failures,
+                1..=100,
+            ),
         ];
         for (key, value, range) in ranges {
             check_range(key, value as u64, range)?;
+        }
+        if let Some(m) = self.lockout_minutes {
+            check_range("limits.lockout_minutes", u64::from(m), 1..=7 * 24 * 60)?;
         }
         Ok(())
     }

@@ -6,7 +6,7 @@
 //! `rportd.conf` section still loads.
 //!
 //! One file per section, each checking its own keys: [`server`], [`api`],
-//! [`plugins`], [`delivery`], [`limits`], [`realtime`], [`sms_gateway`];
+//! [`plugins`], [`delivery`], [`limits`], [`realtime`], [`fraud`], [`sms_gateway`];
 //! [`env`] applies `POSTERN_*` overrides. The channel sections are typed
 //! and checked by their kind's folder under `delivery/` (`[smtp]` in
 //! `delivery/smtp/config.rs`, `[pushover]` in `delivery/pushover/config.rs`,
@@ -19,6 +19,7 @@ pub mod channels;
 pub mod check;
 pub mod delivery;
 mod env;
+pub mod fraud;
 pub mod lenient;
 pub mod limits;
 pub mod plugins;
@@ -36,6 +37,7 @@ use serde::Deserialize;
 pub use self::api::{ApiConfig, TokenDelivery};
 pub use self::check::ConfigError;
 pub use self::delivery::DeliveryConfig;
+pub use self::fraud::FraudConfig;
 pub use self::limits::LimitsConfig;
 pub use self::plugins::PluginsConfig;
 pub use self::realtime::RealtimeConfig;
@@ -75,6 +77,7 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     pub limits: LimitsConfig,
     pub realtime: RealtimeConfig,
+    pub fraud: FraudConfig,
 }
 
 /// The result of loading: the config, where it came from, and keys that were ignored.
@@ -159,7 +162,8 @@ impl Config {
         self.plugins.validate()?;
         self.delivery.validate()?;
         self.realtime.validate()?;
-        self.limits.validate()
+        self.limits.validate()?;
+        self.fraud.validate()
     }
 }
 

@@ -4,7 +4,7 @@
 
 use super::check::{ConfigError, check_send_to, invalid};
 use crate::delivery::sms_gateway::SmsGatewayConfig;
-use crate::delivery::{sms_http, sms_smtp};
+use crate::delivery::{sms_http, sms_smpp, sms_smtp};
 
 /// Checks one gateway; keys in errors start with `prefix` (`sms_gateway[0]`).
 pub fn validate(g: &SmsGatewayConfig, prefix: &str, has_smtp: bool) -> Result<(), ConfigError> {
@@ -12,10 +12,11 @@ pub fn validate(g: &SmsGatewayConfig, prefix: &str, has_smtp: bool) -> Result<()
     match g.kind.as_str() {
         "http" => sms_http::config::validate(g, prefix)?,
         "smtp" => sms_smtp::config::validate(g, prefix, has_smtp)?,
+        "smpp" => sms_smpp::config::validate(g, prefix)?,
         other => {
             return Err(invalid(
                 key("kind"),
-                format!("`{other}`: allowed values are http, smtp"),
+                format!("`{other}`: allowed values are http, smtp, smpp"),
             ));
         }
     }

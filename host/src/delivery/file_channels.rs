@@ -86,7 +86,7 @@ fn attach_messages(cfg: &Config, channels: &mut [Channel]) -> Result<(), String>
     Ok(())
 }
 
-/// `[[sms_gateway]]` number `i`: an `sms-http` or an `sms-smtp` channel.
+/// `[[sms_gateway]]` number `i`: an `sms-http`, `sms-smtp` or `sms-smpp` channel.
 fn gateway_channel(
     cfg: &Config,
     i: usize,
@@ -97,6 +97,7 @@ fn gateway_channel(
     let key = format!("sms_gateway[{i}]");
     let sender: Arc<dyn Sender> = match g.kind.as_str() {
         "http" => Arc::new(SmsHttpSender::new(g, ctx).map_err(|e| format!("{key}: {e}"))?),
+        "smpp" => Arc::new(super::sms_smpp::file_sender(g, &key)?),
         _ => {
             let mailer = mailer
                 .cloned()

@@ -4,7 +4,7 @@
 use std::fmt;
 
 use super::spec::KindAdapter;
-use super::{plugin, pushover, sms_http, sms_smtp, smtp, url};
+use super::{plugin, pushover, sms_http, sms_smpp, sms_smtp, smtp, url};
 
 /// A channel's kind. The wire names (`PUT /channels` `kind`, the stored
 /// row, `Sender::kind`) are those of [`ChannelKind::as_str`].
@@ -15,16 +15,18 @@ pub enum ChannelKind {
     Url,
     SmsHttp,
     SmsSmtp,
+    SmsSmpp,
     Plugin,
 }
 
 impl ChannelKind {
-    pub const ALL: [ChannelKind; 6] = [
+    pub const ALL: [ChannelKind; 7] = [
         Self::Smtp,
         Self::Pushover,
         Self::Url,
         Self::SmsHttp,
         Self::SmsSmtp,
+        Self::SmsSmpp,
         Self::Plugin,
     ];
 
@@ -36,6 +38,7 @@ impl ChannelKind {
             Self::Url => &url::Kind,
             Self::SmsHttp => &sms_http::Kind,
             Self::SmsSmtp => &sms_smtp::Kind,
+            Self::SmsSmpp => &sms_smpp::Kind,
             Self::Plugin => &plugin::Kind,
         }
     }
@@ -71,14 +74,16 @@ mod tests {
         let names: Vec<&str> = ChannelKind::ALL.iter().map(|k| k.as_str()).collect();
         assert_eq!(
             names,
-            ["smtp", "pushover", "url", "sms-http", "sms-smtp", "plugin"]
+            [
+                "smtp", "pushover", "url", "sms-http", "sms-smtp", "sms-smpp", "plugin"
+            ]
         );
         for k in ChannelKind::ALL {
             assert_eq!(ChannelKind::parse(k.as_str()), Ok(k));
         }
         assert_eq!(
             ChannelKind::parse("fax").unwrap_err(),
-            "`fax`: allowed kinds are smtp, pushover, url, sms-http, sms-smtp, plugin"
+            "`fax`: allowed kinds are smtp, pushover, url, sms-http, sms-smtp, sms-smpp, plugin"
         );
     }
 }

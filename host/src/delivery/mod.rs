@@ -10,7 +10,7 @@
 //! `config.rs` (its keys, their checks, the secret names a tenant channel
 //! takes) and `mod.rs` (its [`Sender`]; `Kind`, its [`spec::KindAdapter`]
 //! for `PUT /channels`; `file_channel` where the config file has a section
-//! of that kind): `smtp/`, `pushover/`, `url/`, `sms_http/`, `sms_smtp/`,
+//! of that kind): `smtp/`, `pushover/`, `url/`, `sms_http/`, `sms_smtp/`, `sms_smpp/`,
 //! `plugin/` (the kind's config and checks; the wasmtime runtime is
 //! `crate::plugin`). A file channel and a tenant channel of one kind are
 //! built by the same constructor with a [`BuildContext`]; they differ only
@@ -36,8 +36,9 @@
 //! fallback-graph check, for the file and the API), [`recipient`]
 //! (`send_to_type` rules), [`spec`] (a tenant's kind settings and the
 //! checks kinds share), [`sms_gateway`] (privacyIDEA's table shared by the
-//! two SMS kinds), [`http`] and [`template`] (helpers of the senders),
-//! [`queue`] and [`retry`].
+//! three SMS kinds), [`http`] and [`template`] (helpers of the senders),
+//! [`receipts`] (where senders report handset receipts), [`queue`] and
+//! [`retry`].
 
 pub mod fallback;
 pub mod file_channels;
@@ -46,11 +47,13 @@ pub mod kind;
 pub mod plugin;
 pub mod pushover;
 pub mod queue;
+pub mod receipts;
 pub mod recipient;
 pub mod registry;
 pub mod retry;
 pub mod sms_gateway;
 pub mod sms_http;
+pub mod sms_smpp;
 pub mod sms_smtp;
 pub mod smtp;
 pub mod spec;
@@ -209,4 +212,11 @@ pub trait Sender: Send + Sync {
     async fn check_health(&self) -> Option<Result<(), String>> {
         None
     }
+
+    /// Where to report what became of a message after the provider took it
+    /// (SMPP delivery receipts); the registry calls it as the channel joins.
+    fn attach_receipts(&self, _sink: &receipts::Receipts) {}
+
+    /// Ends long-lived connections cleanly (SMPP `unbind`) as the server stops.
+    async fn shutdown(&self) {}
 }

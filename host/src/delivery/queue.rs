@@ -97,6 +97,11 @@ pub struct Queue {
 }
 
 impl Queue {
+    /// The host's metrics (the 2FA rules count locks and refusals there).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
     pub fn new(
         store: Arc<dyn Store>,
         registry: Arc<Registry>,

@@ -1,8 +1,9 @@
 //! The channels a tenant can deliver through, by name.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
+use super::receipts::Receipts;
 use super::recipient::RecipientRule;
 use super::{Message, MessageForm, Sender};
 use crate::domain::{ChannelName, TenantName};
@@ -88,6 +89,8 @@ type ChannelMap = HashMap<(TenantName, ChannelName), Arc<Channel>>;
 pub struct Registry {
     file: RwLock<ChannelMap>,
     tenant: RwLock<ChannelMap>,
+    /// Every channel's sender reports receipts here once it is set.
+    receipts: OnceLock<Receipts>,
 }
 
 fn read(m: &RwLock<ChannelMap>) -> std::sync::RwLockReadGuard<'_, ChannelMap> {
@@ -99,8 +102,30 @@ fn write(m: &RwLock<ChannelMap>) -> std::sync::RwLockWriteGuard<'_, ChannelMap> 
 }
 
 impl Registry {
+    /// Where the senders of every channel, now and later, report receipts.
+    pub fn set_receipts(&self, sink: Receipts) {
+        if self.receipts.set(sink).is_ok() {
+            for (_, c) in self.all() {
+                self.attach(&c);
+            }
+        }
+    }
+
+    fn attach(&self, channel: &Channel) {
+        if let Some(sink) = self.receipts.get() {
+            channel.sender.attach_receipts(sink);
+        }
+    }
+
+    /// Lets every sender close its connections (the server is stopping).
+    pub async fn shutdown(&self) {
+        let all = self.all();
+        futures::future::join_all(all.iter().map(|(_, c)| c.sender.shutdown())).await;
+    }
+
     /// A channel from the config file.
     pub fn insert(&self, tenant: &TenantName, channel: Channel) {
+        self.attach(&channel);
         write(&self.file).insert((tenant.clone(), channel.name.clone()), Arc::new(channel));
     }
 
@@ -109,6 +134,7 @@ impl Registry {
     }
 
     pub fn set_tenant_channel(&self, tenant: &TenantName, channel: Channel) {
+        self.attach(&channel);
         write(&self.tenant).insert((tenant.clone(), channel.name.clone()), Arc::new(channel));
     }
 
@@ -119,6 +145,7 @@ impl Registry {
     pub fn replace_tenant_channels(&self, channels: Vec<(TenantName, Channel)>) {
         let map = channels
             .into_iter()
+            .inspect(|(_, c)| self.attach(c))
             .map(|(t, c)| ((t, c.name.clone()), Arc::new(c)))
             .collect();
         *write(&self.tenant) = map;

@@ -1,7 +1,7 @@
-//! privacyIDEA's SMS gateway table, shared by the two SMS kinds: one
-//! `[[sms_gateway]]` holds the keys of `kind = "http"` ([`super::sms_http`])
-//! and of `kind = "smtp"` ([`super::sms_smtp`]), and both rewrite phone
-//! numbers with its `regexp`.
+//! privacyIDEA's SMS gateway table, shared by the three SMS kinds: one
+//! `[[sms_gateway]]` holds the keys of `kind = "http"` ([`super::sms_http`]),
+//! of `kind = "smtp"` ([`super::sms_smtp`]) and of `kind = "smpp"`
+//! ([`super::sms_smpp`]), and all rewrite phone numbers with its `regexp`.
 
 use std::collections::BTreeMap;
 
@@ -12,8 +12,9 @@ use crate::delivery::recipient::SendToType;
 use crate::messages::TemplatesSpec;
 use crate::secret::Secret;
 
-/// One `[[sms_gateway]]`: privacyIDEA's HTTP provider (`kind = "http"`) or
-/// its SMTP provider (`kind = "smtp"`, mail to an SMS gateway through `[smtp]`).
+/// One `[[sms_gateway]]`: privacyIDEA's HTTP provider (`kind = "http"`), its
+/// SMTP provider (`kind = "smtp"`, mail to an SMS gateway through `[smtp]`)
+/// or its SMPP provider (`kind = "smpp"`, a bound session to an SMSC).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct SmsGatewayConfig {
@@ -39,7 +40,20 @@ pub struct SmsGatewayConfig {
     pub mailto: String,
     pub subject: String,
     pub body: String,
-    // both
+    // kind = "smpp" (`password`, `timeout_seconds` and `regexp` too)
+    pub smsc_host: String,
+    pub smsc_port: u16,
+    pub system_id: String,
+    pub system_type: String,
+    pub s_addr: String,
+    pub s_addr_ton: u8,
+    pub s_addr_npi: u8,
+    pub d_addr_ton: u8,
+    pub d_addr_npi: u8,
+    pub tls: bool,
+    pub window: u32,
+    pub enquire_link_seconds: u64,
+    // all
     pub send_to_type: Option<SendToType>,
     pub send_to_regex: Option<String>,
     pub fallback: Option<String>,
@@ -69,6 +83,18 @@ impl Default for SmsGatewayConfig {
             mailto: String::new(),
             subject: "{phone}".into(),
             body: "{otp}".into(),
+            smsc_host: String::new(),
+            smsc_port: 2775,
+            system_id: String::new(),
+            system_type: String::new(),
+            s_addr: String::new(),
+            s_addr_ton: 0,
+            s_addr_npi: 0,
+            d_addr_ton: 1,
+            d_addr_npi: 1,
+            tls: false,
+            window: 10,
+            enquire_link_seconds: 30,
             send_to_type: None,
             send_to_regex: None,
             fallback: None,

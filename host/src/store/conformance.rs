@@ -19,10 +19,10 @@ use super::{
 const NOW: i64 = 1_800_000_000_000;
 
 /// A backend under test: two independent stores on one database.
-struct Pair {
-    name: &'static str,
-    a: Arc<dyn Store>,
-    b: Arc<dyn Store>,
+pub(super) struct Pair {
+    pub(super) name: &'static str,
+    pub(super) a: Arc<dyn Store>,
+    pub(super) b: Arc<dyn Store>,
     _dir: Option<tempfile::TempDir>,
     pg: Option<(String, String)>,
 }
@@ -48,7 +48,7 @@ impl Drop for Pair {
     }
 }
 
-async fn backends() -> Vec<Pair> {
+pub(super) async fn backends() -> Vec<Pair> {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
     let a: Arc<dyn Store> = Arc::new(SqliteStore::open(&url).await.unwrap());

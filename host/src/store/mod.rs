@@ -41,18 +41,23 @@
 //! Each backend has its own migrations (`migrations/sqlite`,
 //! `migrations/postgres`), so a schema change adds a file to both.
 
+#[cfg(test)]
+mod abuse_conformance;
 mod audit;
 mod backend;
 mod codes;
 #[cfg(test)]
 mod conformance;
+mod failures;
 mod faults;
+mod fraud;
 mod health;
 mod plugin_keys;
 mod postgres;
 mod queue;
 mod rate;
 mod readiness;
+mod receipts;
 mod rows;
 mod sqlite;
 #[cfg(test)]
@@ -68,10 +73,13 @@ use thiserror::Error;
 pub use audit::AuditStore;
 pub use backend::{Arg, Backend, Cols, SqlStore};
 pub use codes::CodeStore;
+pub use failures::{FailureCount, FailureStore, LOCKED_UNTIL_UNLOCKED};
+pub use fraud::{FlaggedPrefix, FraudStore};
 pub use postgres::PgStore;
 pub use queue::QueueStore;
 pub use rate::RateStore;
 pub use readiness::{FRESH_FOR as READINESS_FRESH_FOR, Readiness};
+pub use receipts::{HandsetRecord, HandsetState, NewReceipt, ReceiptStore};
 pub use rows::*;
 pub use sqlite::SqliteStore;
 pub use tenants::TenantStore;
@@ -79,7 +87,10 @@ pub use users::UserStore;
 
 /// The store traits, for callers: `use crate::store::prelude::*;`.
 pub mod prelude {
-    pub use super::{AuditStore, CodeStore, QueueStore, RateStore, Store, TenantStore, UserStore};
+    pub use super::{
+        AuditStore, CodeStore, FailureStore, FraudStore, QueueStore, RateStore, ReceiptStore,
+        Store, TenantStore, UserStore,
+    };
 }
 
 #[derive(Debug, Error)]
@@ -131,7 +142,17 @@ pub fn check_postgres_url(database_url: &str) -> std::result::Result<(), String>
 /// Everything a host keeps, by area; `Arc<dyn Store>` is what callers hold.
 #[async_trait]
 pub trait Store:
-    QueueStore + UserStore + CodeStore + TenantStore + RateStore + AuditStore + Send + Sync
+    QueueStore
+    + UserStore
+    + CodeStore
+    + TenantStore
+    + RateStore
+    + AuditStore
+    + ReceiptStore
+    + FailureStore
+    + FraudStore
+    + Send
+    + Sync
 {
     /// One tiny write in this host's `store_probe` row, through the pool
     /// and through a new connection; an error says why the store cannot

@@ -122,6 +122,7 @@ fn record(r: &impl Cols) -> Result<DeliveryRecord> {
         username: r.opt_text(5)?,
         provider_id: r.opt_text(6)?,
         fallback_of: r.opt_text(7)?,
+        handset: None,
         locale: r.opt_text(10)?,
         sms: match (r.opt_text(11)?, r.opt_int(12)?) {
             (Some(encoding), Some(n)) => Some(super::SmsFacts {

@@ -163,6 +163,10 @@ pub struct DeliveryRecord {
     pub provider_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fallback_of: Option<String>,
+    /// What the SMSC reported about the message on the handset side (SMPP
+    /// delivery receipts); absent until a receipt arrives.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub handset: Option<super::HandsetRecord>,
     /// The BCP 47 locale the message was written in.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub locale: Option<String>,

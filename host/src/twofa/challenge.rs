@@ -3,6 +3,7 @@
 //! is live) and `totp-required` comes back; with one, it is checked.
 
 use super::codes::{CodeCheck, CodeRequest};
+use super::failures::{Counted, user_key};
 use super::methods::{UserMethod, alternates, method_names};
 use super::{
     Caller, Details, R, Supplied, TwoFaError, TwoFactor, password, tenant_of, user_subject,
@@ -61,6 +62,11 @@ impl TwoFactor {
         let pick = pick(user, supplied, &methods)
             .cloned()
             .ok_or_else(|| TwoFaError::NotFound("no 2FA method".into()))?;
+        // A locked method sends nothing and looks at no code.
+        if self.is_locked(&user_key(user, &pick.method)).await? {
+            let d = details(user, &pick.method, false, None, &methods);
+            return Err(TwoFaError::MaxAttempts(d));
+        }
         match &supplied.code {
             None => {
                 let (generated, expires) = self.ensure_code(user, &pick, &methods, caller).await?;
@@ -94,8 +100,20 @@ impl TwoFactor {
         let Some(code) = &supplied.code else {
             return Err(TwoFaError::Required(details));
         };
+        if self.is_locked(&user_key(user, &Method::Password)).await? {
+            return Err(TwoFaError::MaxAttempts(details));
+        }
         self.limit_checks(user, caller).await?;
         let ok = password::verify_digest_blocking(code.clone(), Some(hash.clone())).await;
+        let result = if ok {
+            Ok(())
+        } else {
+            Err(TwoFaError::Invalid(details.clone()))
+        };
+        let result = self
+            .counted(user, &Method::Password, result, || details)
+            .await;
+        let ok = result.is_ok();
         self.audit(
             &user.tenant,
             &user.username,
@@ -104,11 +122,34 @@ impl TwoFactor {
             Some("method=password"),
         )
         .await;
-        if ok {
-            Ok(())
-        } else {
-            Err(TwoFaError::Invalid(details))
+        result
+    }
+
+    /// Counts a check against the method's consecutive failures: a success
+    /// clears them, a wrong code adds one, and the one that locks the
+    /// method answers max-attempts (`locked` gives its details).
+    async fn counted(
+        &self,
+        user: &UserRow,
+        method: &Method,
+        result: R<()>,
+        locked: impl FnOnce() -> Details,
+    ) -> R<()> {
+        let key = user_key(user, method);
+        match &result {
+            Ok(()) => self.count_success(&key).await?,
+            Err(TwoFaError::Invalid(_) | TwoFaError::MaxAttempts(_)) => {
+                let what = format!("method={method}");
+                let counted = self
+                    .count_failure(&key, &user.tenant, &user.username, &what)
+                    .await?;
+                if counted == Counted::Locked {
+                    return Err(TwoFaError::MaxAttempts(locked()));
+                }
+            }
+            Err(_) => {}
         }
+        result
     }
 
     /// A live code for `method`, or a fresh one sent now: (generated, expiry).
@@ -177,6 +218,8 @@ impl TwoFactor {
         } else {
             self.check_code(user, method, methods, code, caller).await
         };
+        let locked = || details(user, &method.method, false, None, methods);
+        let result = self.counted(user, &method.method, result, locked).await;
         let action = match &result {
             Ok(()) => "check.approved",
             Err(TwoFaError::MaxAttempts(_)) => "check.max_attempts",

@@ -71,6 +71,9 @@ impl TwoFactor {
     /// one for the same subject and purpose. Returns the expiry.
     pub(super) async fn send_code(&self, req: CodeRequest<'_>, caller: &Caller) -> R<i64> {
         let tenant = req.tenant.as_str();
+        let tracked = self
+            .fraud_admit(req.tenant, req.channel, req.send_to)
+            .await?;
         let destination = sha256_hex(req.send_to.as_bytes());
         self.limit(
             &format!("send:{tenant}:{}:{destination}", req.channel),
@@ -118,6 +121,11 @@ impl TwoFactor {
                 return Err(queue_error(e));
             }
         };
+        if let Some(t) = &tracked {
+            let purpose = req.purpose.as_str();
+            self.fraud_record(req.tenant, t, req.subject, &purpose)
+                .await?;
+        }
         self.after_submit(&req, record).await?;
         Ok(expires_at)
     }
@@ -210,6 +218,10 @@ impl TwoFactor {
                 .store
                 .consume_code(tenant, subject, purpose, &row.code_mac, now, max)
                 .await?;
+            if consumed {
+                self.fraud_converted(tenant, subject, &purpose.as_str())
+                    .await?;
+            }
             return Ok(if consumed {
                 CodeCheck::Approved
             } else {

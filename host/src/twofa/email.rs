@@ -48,6 +48,12 @@ impl TwoFactor {
         let Some(dest) = user.email.clone() else {
             return Ok(());
         };
+        if self
+            .is_locked(&super::failures::user_key(user, &Method::Email))
+            .await?
+        {
+            return Ok(());
+        }
         let req = CodeRequest {
             tenant: &tenant_of(user),
             subject: &user_subject(user),

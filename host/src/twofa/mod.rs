@@ -13,6 +13,8 @@
 //!   the admin's `setTwoFactor`;
 //! - `totp` (the RFC 6238 maths) and `authenticator` (TOTP enrolment, backup codes);
 //! - `verify`: the Verify API;
+//! - `fraud`: the destination policy and SMS-pumping guard on phone sends;
+//! - `failures`: consecutive failed checks across codes, and the lock past them;
 //! - `rate`: fixed-window limits; `audit`: the audit trail.
 //!
 //! Time comes from the injected [`crate::clock::Clock`], never read inline.
@@ -23,6 +25,8 @@ mod challenge;
 mod channels;
 pub mod codes;
 mod email;
+mod failures;
+pub mod fraud;
 mod login;
 mod methods;
 pub mod password;
@@ -30,6 +34,8 @@ mod rate;
 pub mod totp;
 mod verify;
 
+#[cfg(test)]
+mod abuse_tests;
 #[cfg(test)]
 mod tests;
 
@@ -100,6 +106,12 @@ pub enum TwoFaError {
     },
     DeliveryFailed(Box<DeliveryRecord>),
     InvalidSendTo(String),
+    /// The destination policy or the pumping guard refused the send.
+    DestinationBlocked {
+        country: Option<String>,
+        prefix: String,
+        reason: fraud::Refusal,
+    },
     /// Bad input that names a field.
     BadRequest {
         field: &'static str,

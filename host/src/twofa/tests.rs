@@ -25,12 +25,12 @@ use crate::domain::{Method, MethodSlot, TenantName, VerificationStatus};
 use crate::metrics::Metrics;
 use crate::store::{self, MethodRow, Store, UserRow};
 
-const TTL_SECONDS: u64 = 60;
-const SEND_TO: &str = "ivy@example.com";
+pub(super) const TTL_SECONDS: u64 = 60;
+pub(super) const SEND_TO: &str = "ivy@example.com";
 
 /// A webhook receiver on 127.0.0.1: each POST's `token` field comes out of
 /// `codes`; every request is answered with `status` (200 unless changed).
-struct Receiver {
+pub(super) struct Receiver {
     url: String,
     codes: mpsc::UnboundedReceiver<String>,
     status: Arc<AtomicU16>,
@@ -52,14 +52,14 @@ impl Receiver {
         Self { url, codes, status }
     }
 
-    async fn next_code(&mut self) -> String {
+    pub(super) async fn next_code(&mut self) -> String {
         tokio::time::timeout(Duration::from_secs(10), self.codes.recv())
             .await
             .expect("a code within 10 s")
             .expect("the receiver runs")
     }
 
-    fn nothing_more(&mut self) -> bool {
+    pub(super) fn nothing_more(&mut self) -> bool {
         self.codes.try_recv().is_err()
     }
 }
@@ -100,19 +100,20 @@ async fn serve_one(mut stream: TcpStream, tx: mpsc::UnboundedSender<String>, sta
     let _ = stream.write_all(answer.as_bytes()).await;
 }
 
-struct Fixture {
-    twofa: Arc<TwoFactor>,
+pub(super) struct Fixture {
+    pub(super) twofa: Arc<TwoFactor>,
     queue: Arc<Queue>,
-    store: Arc<dyn Store>,
-    clock: Arc<TestClock>,
-    hook: Receiver,
-    caller: Caller,
+    pub(super) store: Arc<dyn Store>,
+    pub(super) clock: Arc<TestClock>,
+    pub(super) hook: Receiver,
+    pub(super) caller: Caller,
     _dir: tempfile::TempDir,
 }
 
 impl Fixture {
-    /// `extra` is appended to the config (e.g. a `[limits]` section).
-    async fn new(extra: &str) -> Self {
+    /// `extra` is appended to the config (e.g. a `[limits]` section);
+    /// `{hook}` in it becomes the receiver's URL.
+    pub(super) async fn new(extra: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let hook = Receiver::start().await;
         let toml = format!(
@@ -120,7 +121,8 @@ impl Fixture {
              two_fa_send_to_type = \"email\"\ntwo_fa_token_ttl_seconds = {TTL_SECONDS}\n{extra}",
             dir.path().display().to_string(),
             hook.url
-        );
+        )
+        .replace("{hook}", &hook.url);
         let config = Arc::new(
             Config::from_toml(&toml, Source::Embedded, std::iter::empty())
                 .unwrap()
@@ -177,7 +179,7 @@ impl Fixture {
     }
 
     /// A user whose one method is the `url` channel, sending to `SEND_TO`.
-    async fn user_on_url_channel(&self) -> UserRow {
+    pub(super) async fn user_on_url_channel(&self) -> UserRow {
         let user = UserRow {
             tenant: TenantName::default_tenant().to_string(),
             id: "u1".into(),
@@ -207,7 +209,7 @@ impl Fixture {
     }
 }
 
-fn with_code(code: &str) -> Supplied {
+pub(super) fn with_code(code: &str) -> Supplied {
     Supplied {
         code: Some(code.into()),
         method: None,

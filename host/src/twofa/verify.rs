@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::codes::{CodeCheck, CodeRequest};
+use super::failures::{Counted, verify_key};
 use super::{Caller, R, TwoFaError, TwoFactor};
 use crate::domain::{CodePurpose, Method, TenantName, VerificationStatus, mask_destination};
 use crate::store::VerificationRow;
@@ -60,6 +61,10 @@ impl TwoFactor {
             created_at: now,
         };
         self.store.insert_verification(&v).await?;
+        let key = verify_key(tenant, ch.name.as_str(), to);
+        self.store
+            .set_verification_failure_key(tenant.as_str(), &v.id, &key)
+            .await?;
         let req = CodeRequest {
             tenant,
             subject: &v.subject(),
@@ -122,8 +127,8 @@ impl TwoFactor {
         }
         self.limit_checks_of(&format!("check:verify:{tenant}:{id}"), caller)
             .await?;
-        let next = self.check_verification_code(&v, code).await?;
         let actor = v.username.clone().unwrap_or_else(|| "api".into());
+        let next = self.check_counted(&v, code, &actor).await?;
         let action = if next == Some(VerificationStatus::Approved) {
             "check.approved"
         } else {
@@ -141,6 +146,42 @@ impl TwoFactor {
             }
         }
         Ok(v)
+    }
+
+    /// The check, counted against the destination's consecutive failures:
+    /// a locked destination's verification ends as max_attempts_reached
+    /// without its code being looked at.
+    async fn check_counted(
+        &self,
+        v: &Verification,
+        code: &str,
+        actor: &str,
+    ) -> R<Option<VerificationStatus>> {
+        let key = self
+            .store
+            .verification_failure_key(&v.tenant, &v.id)
+            .await?;
+        let Some(key) = key else {
+            return self.check_verification_code(v, code).await;
+        };
+        if self.is_locked(&key).await? {
+            self.store
+                .delete_code(&v.tenant, &v.subject(), &v.purpose())
+                .await?;
+            return Ok(Some(VerificationStatus::MaxAttemptsReached));
+        }
+        let next = self.check_verification_code(v, code).await?;
+        match next {
+            Some(VerificationStatus::Approved) => self.count_success(&key).await?,
+            None | Some(VerificationStatus::MaxAttemptsReached) => {
+                let what = format!("verification channel={}", v.channel);
+                if self.count_failure(&key, &v.tenant, actor, &what).await? == Counted::Locked {
+                    return Ok(Some(VerificationStatus::MaxAttemptsReached));
+                }
+            }
+            Some(_) => {}
+        }
+        Ok(next)
     }
 
     /// The status a check moves the verification to; none while it stays pending.

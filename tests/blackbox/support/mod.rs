@@ -9,6 +9,7 @@ pub mod pg_server;
 pub mod secrets;
 pub mod server;
 pub mod sink;
+pub mod smsc;
 pub mod smtp;
 pub mod tls;
 

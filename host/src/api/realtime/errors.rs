@@ -56,6 +56,15 @@ impl From<TwoFaError> for MeteorError {
             }
             TwoFaError::InvalidSendTo(why) => MeteorError::new("error-invalid-send-to", why)
                 .with_details(json!({ "field": "sendTo" })),
+            TwoFaError::DestinationBlocked {
+                country,
+                prefix,
+                reason,
+            } => MeteorError::new(
+                "error-destination-blocked",
+                "Codes to this destination are blocked",
+            )
+            .with_details(json!({ "country": country, "prefix": prefix, "reason": reason })),
             TwoFaError::BadRequest { field, message } => invalid_params(field, message),
             TwoFaError::NotFound(what) => MeteorError::new("error-not-found", what),
             TwoFaError::Store(e) => unavailable(e),

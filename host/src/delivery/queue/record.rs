@@ -148,6 +148,7 @@ fn summary(new: &NewDelivery, status: Option<DeliveryStatus>) -> DeliveryRecord 
         username: new.username.clone(),
         provider_id: None,
         fallback_of: new.fallback_of.clone(),
+        handset: None,
         locale: new.facts.locale.clone(),
         sms: new.facts.sms.clone(),
         expires_at: rfc3339(new.expires_at),
