@@ -36,6 +36,25 @@ fn id(v: &Value) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn smpp_a_russian_number_gets_its_text_as_ucs2_through_the_api() {
+    let smsc = Smsc::start(SYSTEM_ID, PASSWORD).await;
+    let p = start(&smsc, "").await;
+    let (s, v) = p.test_send("smpp", "+79161234567").await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["delivery"]["status"], "delivered", "{v}");
+    assert_eq!(v["delivery"]["locale"], "ru", "{v}");
+    let got = &smsc.received()[0];
+    assert_eq!(got.data_coding, 0x08, "{got:?}");
+    assert!(
+        got.text
+            .chars()
+            .any(|c| ('\u{0400}'..='\u{04FF}').contains(&c))
+            && regex::Regex::new(r"\d{6}").unwrap().is_match(&got.text),
+        "the Cyrillic text with its code arrived intact: {got:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn smpp_delivers_a_gsm7_text_and_the_receipt_marks_the_handset_state() {
     let smsc = Smsc::start(SYSTEM_ID, PASSWORD).await;
     smsc.send_receipts("DELIVRD");
@@ -46,7 +65,9 @@ async fn smpp_delivers_a_gsm7_text_and_the_receipt_marks_the_handset_state() {
     let got = &smsc.received()[0];
     assert_eq!(got.to, "491701234567");
     assert_eq!(got.data_coding, 0x00);
-    let text = regex::Regex::new(r"^Your verification code is \d{6}\. It expires in 10 minutes\.$");
+    // A German number gets the German text (the locale chain), GSM-7 all the same.
+    let text =
+        regex::Regex::new(r"^Ihr Bestätigungscode lautet \d{6}\. Er ist 10 Minuten gültig\.$");
     assert!(text.unwrap().is_match(&got.text), "{got:?}");
     assert_eq!(v["delivery"]["providerId"], got.message_id.as_str());
     let d = eventually(Duration::from_secs(10), "the handset state", || async {

@@ -109,7 +109,8 @@ async fn smpp_against_the_npm_smpp_server_texts_receipts_and_unbind() {
     assert_eq!(msg["data_coding"], 0);
     assert_eq!(msg["registered_delivery"], 1);
     let text = msg["text"].as_str().unwrap();
-    let re = regex::Regex::new(r"^Your verification code is \d{6}\. It expires in 10 minutes\.$");
+    // A German number gets the German text (the locale chain), GSM-7 all the same.
+    let re = regex::Regex::new(r"^Ihr Bestätigungscode lautet \d{6}\. Er ist 10 Minuten gültig\.$");
     assert!(re.unwrap().is_match(text), "{msg}");
     assert_eq!(v["delivery"]["providerId"], msg["message_id"]);
     assert_eq!(smsc.find("bound").unwrap()["interface_version"], 0x34);
