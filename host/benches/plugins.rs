@@ -139,6 +139,7 @@ async fn telegram_plugin(rt: &Arc<PluginRuntime>, base: &str, n: usize, workers:
         config: BTreeMap::from([("api_base".to_string(), base.to_string())]),
         secrets: BTreeMap::from([("bot_token".to_string(), Secret::new("123:bench"))]),
         allow_list: AllowList::parse(&[base]).expect("allow list"),
+        limits: Default::default(),
     };
     let sender: Arc<dyn Sender> = rt.sender(plugin, sandbox);
     sender.send(&message("123456789")).await;

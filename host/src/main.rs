@@ -22,7 +22,8 @@ use postern::{api, app, crypto, store};
 )]
 struct Cli {
     /// Config file (default: ./postern.toml when present, else the embedded defaults).
-    #[arg(short = 'c', long = "config", global = true, value_name = "FILE")]
+    /// Long form `--config-file`: `plugin test --config k=v` is a channel value.
+    #[arg(short = 'c', long = "config-file", global = true, value_name = "FILE")]
     config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
@@ -84,6 +85,10 @@ enum PluginAction {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Run describe, validate-recipient and one deliver in the server's sandbox.
+    Test(postern::plugin::author::TestArgs),
+    /// Write a ready plugin project from the templates.
+    New(postern::plugin::author::NewArgs),
     /// Check FILE.sig (or --sig) against [plugins] trusted_keys and --key.
     Verify {
         file: PathBuf,
@@ -194,6 +199,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         ))),
         Command::Plugin { action } => match action {
             PluginAction::Check { file } => plugin_check(&loaded.config, &file).await,
+            PluginAction::Test(a) => plugin_test(&loaded.config, &a).await,
             other => Ok(print_outcome(
                 plugin_offline(&other).unwrap_or(Err("unknown plugin task".into())),
             )),
@@ -298,11 +304,23 @@ async fn plugin_check(config: &Config, file: &std::path::Path) -> Result<ExitCod
     }
 }
 
+async fn plugin_test(config: &Config, a: &postern::plugin::author::TestArgs) -> Result<ExitCode> {
+    match postern::plugin::author::run_test(&config.plugins, &config.server.data_dir, a).await {
+        Ok(true) => Ok(ExitCode::SUCCESS),
+        Ok(false) => Ok(ExitCode::from(1)),
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
 /// `plugin keygen` and `plugin sign`, which need no config.
 fn plugin_offline(action: &PluginAction) -> Option<std::result::Result<String, String>> {
     use postern::plugin::sign_cli;
     match action {
         PluginAction::Keygen { out } => Some(sign_cli::keygen(out)),
+        PluginAction::New(a) => Some(postern::plugin::author::new_project(a)),
         PluginAction::Sign { file, key, out } => Some(sign_cli::sign(file, key, out.as_deref())),
         _ => None,
     }

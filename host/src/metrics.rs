@@ -20,6 +20,70 @@ pub struct Metrics {
     pub store_up: IntGauge,
     /// Failure locks and the pumping guard.
     pub abuse: AbuseMetrics,
+    /// What each plugin's attempts cost.
+    pub plugins: PluginMetrics,
+}
+
+/// Per plugin (`tenant`, `plugin` = its describe() name): CPU time, peak
+/// linear memory and outbound requests of each attempt.
+pub struct PluginMetrics {
+    pub cpu_seconds: HistogramVec,
+    pub peak_memory_bytes: HistogramVec,
+    pub http_requests: HistogramVec,
+}
+
+impl PluginMetrics {
+    fn new(r: &Registry) -> Self {
+        let ms = [
+            0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 1000.0, 5000.0,
+        ];
+        let mib = [
+            1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
+        ];
+        Self {
+            cpu_seconds: histogram(
+                r,
+                "plugin_cpu_seconds",
+                "Guest CPU time of one plugin attempt",
+                ms.iter().map(|m| m / 1000.0).collect(),
+            ),
+            peak_memory_bytes: histogram(
+                r,
+                "plugin_peak_memory_bytes",
+                "Peak linear memory of one plugin attempt",
+                mib.iter().map(|m| m * 1048576.0).collect(),
+            ),
+            http_requests: histogram(
+                r,
+                "plugin_http_requests",
+                "Outbound HTTP requests of one plugin attempt",
+                vec![0.0, 1.0, 2.0, 3.0, 5.0, 8.0, 16.0],
+            ),
+        }
+    }
+
+    /// Records one plugin attempt's figures.
+    pub fn observe(&self, tenant: &str, r: &crate::delivery::Resources) {
+        let labels = [tenant, r.plugin.as_str()];
+        let cpu = r.cpu_us as f64 / 1e6;
+        self.cpu_seconds.with_label_values(&labels).observe(cpu);
+        let peak = r.peak_memory_bytes as f64;
+        self.peak_memory_bytes
+            .with_label_values(&labels)
+            .observe(peak);
+        let n = f64::from(r.http_requests);
+        self.http_requests.with_label_values(&labels).observe(n);
+    }
+}
+
+fn histogram(registry: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> HistogramVec {
+    let h = HistogramVec::new(
+        HistogramOpts::new(name, help).buckets(buckets),
+        &["tenant", "plugin"],
+    )
+    .unwrap_or_else(|e| panic!("static metric definition {name}: {e}"));
+    let _ = registry.register(Box::new(h.clone()));
+    h
 }
 
 /// Failure locks and the pumping guard.
@@ -165,6 +229,7 @@ impl Metrics {
                 "1 while the store accepts writes (the readiness probe), else 0",
             ),
             abuse: AbuseMetrics::new(r),
+            plugins: PluginMetrics::new(r),
             attempt_seconds,
             realtime_connections,
             registry,

@@ -26,8 +26,11 @@ pub struct PluginsConfig {
 impl Default for PluginsConfig {
     fn default() -> Self {
         Self {
-            max_upload_bytes: 10 * 1024 * 1024,
-            memory_limit_bytes: 32 * 1024 * 1024,
+            // Fits interpreted guests (plugins/README.md, "Languages"):
+            // components of JavaScript ~13 MB, Python ~18.5 MB, Rust
+            // ~0.3 MB; one delivery's peak linear memory 9 / 12.4 / ~1 MiB.
+            max_upload_bytes: 32 * 1024 * 1024,
+            memory_limit_bytes: 64 * 1024 * 1024,
             cpu_budget_ms: 100,
             wall_timeout_ms: 10_000,
             max_http_requests: 8,

@@ -149,6 +149,20 @@ pub struct SendOutcome {
     pub log: Option<String>,
     /// The plugin version (sha256) that ran, for plugin senders.
     pub plugin_sha256: Option<String>,
+    /// What the plugin call used, for plugin senders (boxed: outcomes are
+    /// passed by value and most have none).
+    pub resources: Option<Box<Resources>>,
+}
+
+/// What one plugin call used: CPU time, peak linear memory, outbound HTTP
+/// requests (the record's `cpuMs`, `peakMemoryBytes`, `httpRequests`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resources {
+    /// The plugin's describe() name (the metrics' `plugin` label).
+    pub plugin: String,
+    pub cpu_us: u64,
+    pub peak_memory_bytes: u64,
+    pub http_requests: u32,
 }
 
 impl SendOutcome {
@@ -168,6 +182,7 @@ impl SendOutcome {
             provider_id: None,
             log: None,
             plugin_sha256: None,
+            resources: None,
         }
     }
     pub fn with_provider_id(mut self, id: Option<String>) -> Self {

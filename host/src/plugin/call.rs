@@ -1,7 +1,8 @@
 //! One call into a fresh instance, and how it ended: returned, or a
 //! [`Failure`] (wall clock, CPU budget, memory, start, trap).
 
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::Poll;
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use super::host_api::State;
 use super::journal::Journal;
 use super::limits::Limits;
 use super::pool::GuestPool;
+use super::usage::{Metered, Usage};
 
 pub(crate) enum Call {
     Describe,
@@ -60,6 +62,7 @@ impl Failure {
 pub(crate) struct Run {
     pub(crate) result: Result<Returned, Failure>,
     pub(crate) journal: Journal,
+    pub(crate) usage: Usage,
 }
 
 /// What [`run_guest`] hands back: `Err(Elapsed)` for the wall clock, then
@@ -84,7 +87,12 @@ pub(crate) async fn run(
     pool: &GuestPool,
 ) -> Run {
     let yielded = store.data().cpu.yielded.clone();
-    let mut guest = Box::pin(run_guest(store, pre.clone(), call, limits.wall));
+    let spent = Arc::new(AtomicU64::new(0));
+    let guest = Metered::new(
+        run_guest(store, pre.clone(), call, limits.wall),
+        spent.clone(),
+    );
+    let mut guest = Box::pin(guest);
     let inline = std::future::poll_fn(|cx| match guest.as_mut().poll(cx) {
         Poll::Ready(done) => Poll::Ready(Some(done)),
         Poll::Pending if yielded.load(Ordering::Relaxed) => Poll::Ready(None),
@@ -95,18 +103,23 @@ pub(crate) async fn run(
         Some(done) => Ok(done),
         None => pool.spawn(guest).await,
     };
+    let cpu = Duration::from_nanos(spent.load(Ordering::Relaxed));
     match finished {
-        Ok((outcome, store)) => ended(outcome, &store),
+        Ok((outcome, store)) => ended(outcome, &store, cpu),
         // The pool is shutting down (or the call panicked in the host).
         Err(e) => Run {
             result: Err(Failure::Start(format!("plugin pool: {e}"))),
             journal: Journal::new(limits.max_log_bytes),
+            usage: Usage {
+                cpu,
+                ..Usage::default()
+            },
         },
     }
 }
 
 /// The call's result; for one that did not return, the meters say why.
-fn ended(outcome: Ended, store: &Store<State>) -> Run {
+fn ended(outcome: Ended, store: &Store<State>, cpu: Duration) -> Run {
     let state = store.data();
     let result = match outcome {
         Err(_) => Err(Failure::WallTimeout),
@@ -124,6 +137,11 @@ fn ended(outcome: Ended, store: &Store<State>) -> Run {
     Run {
         result,
         journal: state.journal.clone(),
+        usage: Usage {
+            cpu,
+            peak_memory_bytes: state.limiter.peak as u64,
+            http_requests: state.egress.sent(),
+        },
     }
 }
 

@@ -112,6 +112,8 @@ pub(crate) struct CpuMeter {
 pub(crate) struct MemoryLimiter {
     pub(crate) limit: usize,
     pub(crate) used: usize,
+    /// The most `used` has been: the call's peak linear memory.
+    pub(crate) peak: usize,
     pub(crate) exceeded: bool,
 }
 
@@ -120,6 +122,7 @@ impl MemoryLimiter {
         Self {
             limit,
             used: 0,
+            peak: 0,
             exceeded: false,
         }
     }
@@ -141,6 +144,7 @@ impl ResourceLimiter for MemoryLimiter {
             ));
         }
         self.used = total;
+        self.peak = self.peak.max(total);
         Ok(true)
     }
 

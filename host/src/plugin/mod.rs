@@ -7,6 +7,8 @@
 //!   compile cache, [`PluginRuntime::load`]; `info` — what `describe()` says.
 //! * `sandbox` — what a channel grants ([`ChannelSandbox`]) and the fresh,
 //!   limited store of every call; `limits` — the `[plugins]` limits.
+//! * [`channel_limits`] — a channel's own memory/CPU/upload limits within `[plugins]`.
+//! * `usage` — what a call cost (CPU time, peak memory, HTTP requests).
 //! * `call` — one call in a fresh instance and how it ended; `pool` — the
 //!   epoch ticker and the guest pool CPU-bound guests run on.
 //! * `host_api` — the WIT imports (`config`, `log`), captured stdout/stderr;
@@ -26,31 +28,36 @@
 //!
 //! See `README.md` beside this file for the sandbox, limits and numbers.
 
+pub mod author;
 mod bindings;
 mod cache;
 mod call;
+pub mod channel_limits;
 mod host_api;
 mod info;
 mod journal;
 pub mod keys;
 mod limits;
-mod outbound;
+pub mod outbound;
 pub mod permissions;
 mod pool;
 mod runtime;
 mod sandbox;
 mod sender;
 pub mod sign_cli;
-mod startup;
+pub(crate) mod startup;
 mod tenant;
 pub mod trust;
 pub mod upload;
+mod usage;
 pub mod vet;
 
+pub use channel_limits::ChannelLimits;
 pub use info::{ConfigKeyInfo, PluginInfo};
 pub use runtime::{LoadedPlugin, PluginRuntime};
 pub use sandbox::ChannelSandbox;
 pub use sender::PluginSender;
 pub use startup::{FileChannelPlugins, check_file};
 pub use tenant::TenantPlugins;
+pub use usage::Usage;
 pub use vet::PluginError;

@@ -97,7 +97,7 @@ fn engine(limits: &Limits) -> Result<Engine, PluginError> {
     Engine::new(&config).map_err(runtime_error)
 }
 
-/// WASI 0.2 (no sockets), wasi:http (outgoing only) and postern's imports.
+/// WASI 0.2 (sockets inert: no network is granted), wasi:http (outgoing only) and postern's imports.
 fn linker(engine: &Engine) -> Result<Linker<State>, PluginError> {
     let mut linker: Linker<State> = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(runtime_error)?;
@@ -256,6 +256,15 @@ impl PluginRuntime {
         Sandbox::new(&self.limits, &self.tls, s)
     }
 
+    /// As [`Self::sandbox`], recording (or replaying) every exchange.
+    pub(crate) fn sandbox_with_tools(
+        &self,
+        s: &ChannelSandbox,
+        tools: Arc<super::outbound::Tools>,
+    ) -> Sandbox {
+        Sandbox::with_tools(&self.limits, &self.tls, s, Some(tools))
+    }
+
     /// One call in a fresh instance, bounded by every limit; see
     /// [`call::run`].
     pub(crate) async fn call(
@@ -264,7 +273,7 @@ impl PluginRuntime {
         sandbox: &Sandbox,
         call: Call,
     ) -> Run {
-        let store = sandbox.new_store(&self.engine, &self.limits);
-        call::run(store, pre, call, &self.limits, &self.pool).await
+        let store = sandbox.new_store(&self.engine);
+        call::run(store, pre, call, &sandbox.limits, &self.pool).await
     }
 }

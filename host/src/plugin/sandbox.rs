@@ -10,10 +10,11 @@ use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi_http::WasiHttpCtx;
 
+use super::channel_limits::ChannelLimits;
 use super::host_api::{CaptureStream, ChannelVars, CpuMeter, MemoryLimiter, State};
 use super::journal::{Journal, Stream};
 use super::limits::Limits;
-use super::outbound::{Egress, EgressPolicy};
+use super::outbound::{Egress, EgressPolicy, Tools};
 use crate::netguard::AllowList;
 use crate::secret::Secret;
 
@@ -37,21 +38,37 @@ pub struct ChannelSandbox {
     pub config: BTreeMap<String, String>,
     pub secrets: BTreeMap<String, Secret>,
     pub allow_list: AllowList,
+    /// The channel's own limits within `[plugins]` (checked before this
+    /// is built: `ChannelLimits::check`).
+    pub limits: ChannelLimits,
 }
 
 /// A channel's compiled view: its config/secrets and egress policy, shared
 /// by all its deliveries.
 pub(crate) struct Sandbox {
+    /// `[plugins]` with the channel's own limits applied.
+    pub(crate) limits: Limits,
     vars: Arc<ChannelVars>,
     egress: Arc<EgressPolicy>,
 }
 
 impl Sandbox {
     pub(crate) fn new(
-        limits: &Limits,
+        base: &Limits,
         tls: &Arc<tokio_rustls::rustls::ClientConfig>,
         s: &ChannelSandbox,
     ) -> Self {
+        Self::with_tools(base, tls, s, None)
+    }
+
+    /// As [`Sandbox::new`], with `postern plugin test`'s recording/replay.
+    pub(crate) fn with_tools(
+        base: &Limits,
+        tls: &Arc<tokio_rustls::rustls::ClientConfig>,
+        s: &ChannelSandbox,
+        tools: Option<Arc<Tools>>,
+    ) -> Self {
+        let limits = s.limits.apply(base);
         Self {
             vars: Arc::new(ChannelVars::new(&s.config, &s.secrets)),
             egress: Arc::new(EgressPolicy {
@@ -61,17 +78,24 @@ impl Sandbox {
                 max_response_bytes: limits.max_http_response_bytes,
                 wall: limits.wall,
                 tls: tls.clone(),
+                tools,
             }),
+            limits,
         }
     }
 
     /// A fresh store for one call, every limit set.
-    pub(crate) fn new_store(&self, engine: &Engine, limits: &Limits) -> Store<State> {
+    pub(crate) fn new_store(&self, engine: &Engine) -> Store<State> {
+        let limits = &self.limits;
         let journal = Journal::new(limits.max_log_bytes);
         let mut wasi = WasiCtxBuilder::new();
         wasi.stdout(CaptureStream::new(journal.clone(), Stream::Stdout))
             .stderr(CaptureStream::new(journal.clone(), Stream::Stderr))
-            .max_random_size(MAX_RANDOM);
+            .max_random_size(MAX_RANDOM)
+            // wasi:sockets imports link (see vet.rs) but can do nothing.
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
         let mut http = WasiHttpCtx::new();
         http.set_field_size_limit(MAX_FIELDS);
         let mut table = ResourceTable::new();

@@ -45,6 +45,21 @@ impl PluginSender {
     pub fn plugin(&self) -> &Arc<LoadedPlugin> {
         &self.plugin
     }
+
+    /// A sender whose exchanges `tools` records (or replays):
+    /// `postern plugin test`.
+    pub(crate) fn with_tools(
+        runtime: &Arc<PluginRuntime>,
+        plugin: Arc<LoadedPlugin>,
+        sandbox: &ChannelSandbox,
+        tools: Arc<super::outbound::Tools>,
+    ) -> Self {
+        Self {
+            runtime: runtime.clone(),
+            sandbox: runtime.sandbox_with_tools(sandbox, tools),
+            plugin,
+        }
+    }
 }
 
 #[async_trait]
@@ -67,7 +82,7 @@ impl Sender for PluginSender {
             Ok(_) => Err("the plugin gave an unexpected answer".into()),
             Err(f) => Err(format!(
                 "the plugin could not check the recipient: {}",
-                f.detail(&self.runtime.limits)
+                f.detail(&self.sandbox.limits)
             )),
         }
     }
@@ -114,12 +129,13 @@ impl Sender for PluginSender {
                 };
                 SendOutcome::new(
                     class,
-                    format!("{} ({name})", f.detail(&self.runtime.limits)),
+                    format!("{} ({name})", f.detail(&self.sandbox.limits)),
                 )
             }
         };
         outcome.log = run.journal.render();
         outcome.plugin_sha256 = Some(self.plugin.sha256.clone());
+        outcome.resources = Some(Box::new(run.usage.resources(name)));
         outcome
     }
 }

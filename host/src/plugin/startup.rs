@@ -37,6 +37,9 @@ impl FileChannelPlugins {
                 .map_err(|e| format!("channel[{i}].allowed_hosts: {e}"))?;
             check_required_keys(&plugin, &c.config, &c.secrets)
                 .map_err(|e| format!("channel[{i}]: {e}"))?;
+            c.limits()
+                .check(&runtime.limits, plugin.size)
+                .map_err(|(k, m)| format!("channel[{i}].{k}: {m}"))?;
             let sender = runtime.sender(
                 plugin,
                 ChannelSandbox {
@@ -44,6 +47,7 @@ impl FileChannelPlugins {
                     config: c.config.clone(),
                     secrets: c.secrets.clone(),
                     allow_list,
+                    limits: c.limits(),
                 },
             );
             senders.insert(c.name.clone(), sender as Arc<dyn Sender>);

@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
+use super::channel_limits::ChannelLimits;
 use super::runtime::{LoadedPlugin, PluginRuntime};
 use super::sandbox::ChannelSandbox;
 use super::startup::check_required_keys;
@@ -81,7 +82,11 @@ impl TenantPlugins {
         config: &BTreeMap<String, String>,
         secrets: &BTreeMap<String, String>,
         allowed_hosts: &[String],
+        limits: ChannelLimits,
     ) -> Result<Arc<dyn Sender>, (String, String)> {
+        limits
+            .check(&self.runtime.limits, plugin.size)
+            .map_err(|(k, m)| (format!("config.{k}"), m))?;
         let allow_list =
             AllowList::parse(allowed_hosts).map_err(|m| ("allowedHosts".to_string(), m))?;
         let secrets: BTreeMap<String, Secret> = secrets
@@ -99,6 +104,7 @@ impl TenantPlugins {
                 config: config.clone(),
                 secrets,
                 allow_list,
+                limits,
             },
         );
         Ok(sender)

@@ -91,6 +91,10 @@ pub fn is_granted_import(name: &str) -> bool {
         "wasi:cli" | "wasi:io" | "wasi:clocks" | "wasi:random" => v("0.2."),
         "wasi:filesystem" => v("0.2.") && matches!(interface, "types" | "preopens"),
         "wasi:http" => v("0.2.") && matches!(interface, "types" | "outgoing-handler"),
+        // Linked but inert: the sandbox grants no TCP, UDP or name lookup
+        // and its address check refuses every address. wasi-libc based
+        // toolchains (componentize-py) import these whether used or not.
+        "wasi:sockets" => v("0.2."),
         _ => false,
     }
 }
@@ -146,13 +150,14 @@ mod tests {
             "wasi:cli/environment@0.2.12",
             "wasi:http/outgoing-handler@0.2.12",
             "wasi:filesystem/preopens@0.2.0",
+            "wasi:sockets/tcp@0.2.9",
         ] {
             assert!(is_granted_import(ok), "{ok}");
         }
         for bad in [
             "evil:host/spy",
             "evil:host/spy@1.0.0",
-            "wasi:sockets/tcp@0.2.6",
+            "wasi:sockets/tcp@0.3.0",
             "wasi:http/incoming-handler@0.2.6",
             "wasi:io/poll@0.3.0",
             "postern:plugin/admin@0.1.0",

@@ -117,6 +117,12 @@ fn delivered() -> Finish {
             detail: "200".into(),
             duration_ms: 5,
             plugin_sha256: None,
+            resources: Some(crate::delivery::Resources {
+                plugin: "p".into(),
+                cpu_us: 1_500,
+                peak_memory_bytes: 2 << 20,
+                http_requests: 1,
+            }),
         }),
         status: DeliveryStatus::Delivered,
         next_attempt_at: None,
@@ -165,6 +171,13 @@ async fn due_deliveries_are_leased_to_one_worker_only() {
             (d.status.as_str(), d.attempts.len()),
             ("delivered", 1),
             "{}",
+            p.name
+        );
+        let a = &d.attempts[0];
+        assert_eq!(
+            (a.cpu_ms, a.peak_memory_bytes, a.http_requests),
+            (Some(1.5), Some(2 << 20), Some(1)),
+            "{}: the attempt's resource figures",
             p.name
         );
         assert_eq!(p.a.count_pending().await.unwrap(), 119, "{}", p.name);

@@ -146,7 +146,8 @@ impl<B: Backend> SqlStore<B> {
             return Ok(Vec::new());
         }
         let sql = format!(
-            "SELECT delivery_id, at, outcome, detail, duration_ms, plugin_sha256
+            "SELECT delivery_id, at, outcome, detail, duration_ms, plugin_sha256,
+                    cpu_us, peak_memory_bytes, http_requests
              FROM delivery_attempts
              WHERE {} ORDER BY delivery_id, n",
             B::in_texts("delivery_id", 1, ids.len())
@@ -160,6 +161,9 @@ impl<B: Backend> SqlStore<B> {
                     detail: r.text(3)?,
                     duration_ms: r.int(4)?,
                     plugin_sha256: r.opt_text(5)?,
+                    cpu_ms: r.opt_int(6)?.map(|us| us as f64 / 1000.0),
+                    peak_memory_bytes: r.opt_int(7)?,
+                    http_requests: r.opt_int(8)?,
                 };
                 Ok((r.text(0)?, attempt))
             })
@@ -256,8 +260,8 @@ impl<B: Backend> QueueStore for SqlStore<B> {
         if let Some(a) = &f.attempt {
             tx.exec(
                 "INSERT INTO delivery_attempts (delivery_id, n, at, outcome, detail, duration_ms,
-                    plugin_sha256)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    plugin_sha256, cpu_us, peak_memory_bytes, http_requests)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                 &[
                     id.into(),
                     n.int(0)?.into(),
@@ -266,6 +270,15 @@ impl<B: Backend> QueueStore for SqlStore<B> {
                     (&a.detail).into(),
                     a.duration_ms.into(),
                     (&a.plugin_sha256).into(),
+                    a.resources.as_ref().map(|r| r.cpu_us as i64).into(),
+                    a.resources
+                        .as_ref()
+                        .map(|r| r.peak_memory_bytes as i64)
+                        .into(),
+                    a.resources
+                        .as_ref()
+                        .map(|r| i64::from(r.http_requests))
+                        .into(),
                 ],
             )
             .await?;

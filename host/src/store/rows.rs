@@ -116,6 +116,8 @@ pub struct AttemptRow {
     pub duration_ms: i64,
     /// The plugin version (sha256) that ran it; `None` for built-in senders.
     pub plugin_sha256: Option<String>,
+    /// What the plugin call used; `None` for built-in senders.
+    pub resources: Option<crate::delivery::Resources>,
 }
 
 /// How a leased delivery leaves the worker's hands.
@@ -143,6 +145,15 @@ pub struct AttemptRecord {
     /// The plugin version (sha256) that ran this attempt (plugin channels only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plugin_sha256: Option<String>,
+    /// Guest CPU time of this attempt in milliseconds (plugin channels only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_ms: Option<f64>,
+    /// Peak linear memory of the plugin instance (plugin channels only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_memory_bytes: Option<i64>,
+    /// Outbound HTTP requests the plugin made (plugin channels only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_requests: Option<i64>,
 }
 
 /// A delivery as the API shows it: never the code, the send-to masked.

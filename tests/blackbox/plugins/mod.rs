@@ -5,6 +5,10 @@
 
 mod cli;
 mod containment;
+mod lang;
+pub mod lang_build;
+mod lang_cli;
+mod lang_limits;
 mod loading;
 mod providers;
 pub mod support;

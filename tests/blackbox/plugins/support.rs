@@ -117,6 +117,7 @@ pub fn sandbox(
             .map(|(k, v)| (k.to_string(), Secret::new(*v)))
             .collect::<BTreeMap<_, _>>(),
         allow_list: AllowList::parse(hosts).expect("allow list"),
+        limits: Default::default(),
     }
 }
 

@@ -78,6 +78,13 @@ impl Postern {
         Self::spawn(dir, config.to_string(), env, None, None).await
     }
 
+    /// As [`Self::start`], in `dir` (its data in `dir/data`, which the test
+    /// may have prepared, e.g. with a warm plugin compile cache).
+    pub async fn start_prepared(dir: Arc<tempfile::TempDir>, config: &str) -> Self {
+        let db = TestDb::create().await;
+        Self::spawn(dir, config.to_string(), Vec::new(), db, None).await
+    }
+
     /// Starts postern on SQLite in `dir` as user `uid` (the test must be
     /// root), so that file permissions bind it.
     pub async fn start_as(dir: Arc<tempfile::TempDir>, config: &str, uid: u32) -> Self {

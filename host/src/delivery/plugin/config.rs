@@ -25,9 +25,22 @@ pub struct ChannelConfig {
     pub fallback: Option<String>,
     /// Own messages per locale (`crate::messages::TemplatesSpec`).
     pub templates: crate::messages::TemplatesSpec,
+    /// This channel's own limits, each at most the `[plugins]` value.
+    pub memory_limit_bytes: Option<u64>,
+    pub cpu_budget_ms: Option<u64>,
+    pub max_upload_bytes: Option<u64>,
 }
 
 impl ChannelConfig {
+    /// The channel's own limits (`crate::plugin::ChannelLimits`).
+    pub fn limits(&self) -> crate::plugin::ChannelLimits {
+        crate::plugin::ChannelLimits {
+            memory_limit_bytes: self.memory_limit_bytes,
+            cpu_budget_ms: self.cpu_budget_ms,
+            max_upload_bytes: self.max_upload_bytes,
+        }
+    }
+
     /// Keys in errors start with `prefix` (`channel[0]`). The plugin file
     /// itself is read when the channels are built.
     pub fn validate(&self, prefix: &str) -> Result<(), ConfigError> {

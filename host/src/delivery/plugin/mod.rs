@@ -96,7 +96,9 @@ impl KindAdapter for Kind {
                 format!("no plugin named `{pname}`; upload it with PUT /plugins/{pname}"),
             )
         })?;
-        let config = string_config(&spec.config)?;
+        let mut config = string_config(&spec.config)?;
+        let limits = crate::plugin::ChannelLimits::take_from(&mut config)
+            .map_err(|(k, m)| err(format!("config.{k}"), m))?;
         ctx.plugins
             .channel_sender(
                 plugin,
@@ -104,6 +106,7 @@ impl KindAdapter for Kind {
                 &config,
                 &spec.secrets,
                 &spec.allowed_hosts,
+                limits,
             )
             .map_err(|(f, m)| err(f, m))
     }

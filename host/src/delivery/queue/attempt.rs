@@ -108,6 +108,9 @@ impl Queue {
             .attempt_seconds
             .with_label_values(&[channel.name.as_str()])
             .observe(elapsed.as_secs_f64());
+        if let Some(r) = &outcome.resources {
+            self.metrics.plugins.observe(tenant.as_str(), r);
+        }
         tracing::info!(
             delivery = %d.id, tenant = %tenant, channel = %channel.name, to = %d.send_to_masked,
             outcome = class, ms = elapsed.as_millis() as u64, detail = %detail,
@@ -149,6 +152,7 @@ impl Queue {
                 detail: a.detail,
                 duration_ms: a.elapsed.as_millis() as i64,
                 plugin_sha256: a.outcome.plugin_sha256,
+                resources: a.outcome.resources.map(|r| *r),
             }),
             status: DeliveryStatus::Queued,
             next_attempt_at: None,

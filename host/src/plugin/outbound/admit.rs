@@ -20,6 +20,8 @@ pub(crate) struct EgressPolicy {
     pub(crate) max_response_bytes: u64,
     pub(crate) wall: Duration,
     pub(crate) tls: Arc<rustls::ClientConfig>,
+    /// `postern plugin test` only: record (and maybe replay) exchanges.
+    pub(crate) tools: Option<Arc<super::Tools>>,
 }
 
 /// Where an admitted request goes; `host` is normalised (lowercase, no

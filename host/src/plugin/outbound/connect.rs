@@ -93,16 +93,44 @@ pub(super) async fn send(
     let body = timeout(policy.wall, collect_body(body))
         .await
         .map_err(|_| HttpError::ConnectionWriteTimeout)??;
+    let Some(tools) = policy.tools.clone() else {
+        return on_the_wire(&policy, journal, target, parts, body, options).await;
+    };
+    let mut x = tools.exchange(&parts, &target, body.len());
+    let started = Instant::now();
+    let sent = if tools.is_replay() {
+        tools.replayed()
+    } else {
+        on_the_wire(&policy, journal, target, parts, body, options).await
+    };
+    x.elapsed = started.elapsed();
+    x.result = match &sent {
+        Ok((resp, _)) => Ok(resp.status().as_u16()),
+        Err(e) => Err(format!("{e:?}")),
+    };
+    tools.record(x);
+    sent
+}
+
+/// Resolve, vet, connect, send, and wait for the response head.
+async fn on_the_wire(
+    policy: &EgressPolicy,
+    journal: Journal,
+    target: Target,
+    parts: http::request::Parts,
+    body: Bytes,
+    options: Option<RequestOptions>,
+) -> Result<Sent, HttpError> {
     let t = Timeouts::new(options, policy.wall);
 
-    let vetted = resolve_vetted(&policy, &journal, &target, t.connect).await?;
+    let vetted = resolve_vetted(policy, &journal, &target, t.connect).await?;
     let deadline = Instant::now() + t.connect;
     let tcp = connect_tcp(vetted, deadline).await?;
     let request = outgoing(parts, body, &target)?;
-    let (sender, conn) = handshake(&policy, &target, tcp, deadline).await?;
+    let (sender, conn) = handshake(policy, &target, tcp, deadline).await?;
     let mut conn = Box::pin(conn);
     let head = await_head(sender, conn.as_mut(), request, t.first_byte).await?;
-    capped(head, conn, &policy, journal, target.shown, t.between_bytes)
+    capped(head, conn, policy, journal, target.shown, t.between_bytes)
 }
 
 /// Resolve once; the addresses vetted here are the only ones connected to.

@@ -21,6 +21,7 @@
 mod admit;
 mod body;
 mod connect;
+mod tools;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -29,6 +30,7 @@ use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpH
 
 pub(crate) use admit::EgressPolicy;
 pub(crate) use connect::tls_config;
+pub use tools::{Exchange, Recorded, ReplayFile, Tools, redact};
 
 use super::journal::Journal;
 
@@ -46,6 +48,11 @@ impl Egress {
             journal,
             sent: 0,
         }
+    }
+
+    /// Requests the guest has made (admitted or refused).
+    pub(crate) fn sent(&self) -> u32 {
+        self.sent
     }
 }
 

@@ -1,0 +1,1 @@
+../../../plugins/js-webhook/src/plugin.js

@@ -1,0 +1,1 @@
+../../plugins/python-ntfy/app.py

@@ -1,0 +1,1 @@
+../../plugins/python-ntfy/wasi_http.py
