@@ -43,7 +43,7 @@ impl RolloutSender {
     /// The candidate's sender: cached, else loaded from the store.
     async fn canary_sender(&self, live: &RolloutRow) -> Result<Arc<PluginSender>, String> {
         let sha = &live.candidate.sha256;
-        let cached = self.lock().clone().filter(|c| &c.plugin().sha256 == sha);
+        let cached = self.lock().clone().filter(|c| c.plugin().sha256 == *sha);
         if let Some(c) = cached {
             return Ok(c);
         }
@@ -55,7 +55,7 @@ impl RolloutSender {
             .map_err(|e| e.to_string())?
             .ok_or("the canary's bytes are gone")?;
         let plugin = self.runtime.load(bytes).await.map_err(|e| e.to_string())?;
-        if &plugin.sha256 != sha {
+        if plugin.sha256 != *sha {
             return Err("the canary changed while loading".into());
         }
         let sender = self.runtime.sender(plugin, self.sandbox.clone());
