@@ -155,8 +155,7 @@ pub async fn rollback(
     ApiPath(p): ApiPath<NameParam>,
 ) -> Result<Json<Value>, ApiError> {
     let tenant = access.tenant.as_str();
-    (state.plugins.rollouts())
-        .roll_back_by_hand(tenant, &p.name)
-        .await?;
+    let rollouts = state.plugins.rollouts();
+    rollouts.roll_back_by_hand(tenant, &p.name).await?;
     answer(&state, tenant, &p.name).await
 }
