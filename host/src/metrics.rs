@@ -22,6 +22,36 @@ pub struct Metrics {
     pub abuse: AbuseMetrics,
     /// What each plugin's attempts cost.
     pub plugins: PluginMetrics,
+    /// Staged plugin rollouts.
+    pub rollout: RolloutMetrics,
+}
+
+/// Staged plugin rollouts.
+pub struct RolloutMetrics {
+    /// Canaries rolled back, by tenant, plugin and trigger (automatic | manual).
+    pub rollbacks: IntCounterVec,
+    /// Attempts counted for a rollout, by tenant, plugin, version
+    /// (canary | stable) and outcome (ok | failed).
+    pub attempts: IntCounterVec,
+}
+
+impl RolloutMetrics {
+    fn new(r: &Registry) -> Self {
+        Self {
+            rollbacks: counter(
+                r,
+                "plugin_rollbacks_total",
+                "Plugin canaries rolled back, by trigger (automatic: the failure-rate check)",
+                &["tenant", "plugin", "trigger"],
+            ),
+            attempts: counter(
+                r,
+                "plugin_rollout_attempts_total",
+                "Attempts counted for a plugin rollout, by version (canary | stable) and outcome",
+                &["tenant", "plugin", "version", "outcome"],
+            ),
+        }
+    }
 }
 
 /// Per plugin (`tenant`, `plugin` = its describe() name): CPU time, peak
@@ -230,6 +260,7 @@ impl Metrics {
             ),
             abuse: AbuseMetrics::new(r),
             plugins: PluginMetrics::new(r),
+            rollout: RolloutMetrics::new(r),
             attempt_seconds,
             realtime_connections,
             registry,

@@ -7,6 +7,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
 use super::channel_limits::ChannelLimits;
+use super::rollout::Rollouts;
+use super::rollout::sender::RolloutSender;
 use super::runtime::{LoadedPlugin, PluginRuntime};
 use super::sandbox::ChannelSandbox;
 use super::startup::check_required_keys;
@@ -20,14 +22,21 @@ type Key = (String, String);
 pub struct TenantPlugins {
     runtime: Arc<PluginRuntime>,
     loaded: RwLock<HashMap<Key, Arc<LoadedPlugin>>>,
+    rollouts: Arc<Rollouts>,
 }
 
 impl TenantPlugins {
-    pub fn new(runtime: Arc<PluginRuntime>) -> Self {
+    pub fn new(runtime: Arc<PluginRuntime>, rollouts: Arc<Rollouts>) -> Self {
         Self {
             runtime,
             loaded: RwLock::new(HashMap::new()),
+            rollouts,
         }
+    }
+
+    /// Staged rollouts of these plugins.
+    pub fn rollouts(&self) -> &Arc<Rollouts> {
+        &self.rollouts
     }
 
     pub fn runtime(&self) -> &Arc<PluginRuntime> {
@@ -74,16 +83,22 @@ impl TenantPlugins {
         Ok(())
     }
 
-    /// A tenant channel's sender. Errors name the field: `(field, message)`.
+    /// A tenant channel's sender: `plugin`, the live version of the
+    /// tenant's upload `name`, routing to its canary during a rollout.
+    /// Errors name the field: `(field, message)`.
     pub fn channel_sender(
         &self,
+        (tenant, name): (&str, &str),
         plugin: Arc<LoadedPlugin>,
         channel: &str,
         config: &BTreeMap<String, String>,
         secrets: &BTreeMap<String, String>,
         allowed_hosts: &[String],
-        limits: ChannelLimits,
     ) -> Result<Arc<dyn Sender>, (String, String)> {
+        // The channel's own limits are postern's keys, not the plugin's.
+        let mut config = config.clone();
+        let limits =
+            ChannelLimits::take_from(&mut config).map_err(|(k, m)| (format!("config.{k}"), m))?;
         limits
             .check(&self.runtime.limits, plugin.size)
             .map_err(|(k, m)| (format!("config.{k}"), m))?;
@@ -93,20 +108,25 @@ impl TenantPlugins {
             .iter()
             .map(|(k, v)| (k.clone(), Secret::new(v.clone())))
             .collect();
-        check_required_keys(&plugin, config, &secrets).map_err(|m| {
+        check_required_keys(&plugin, &config, &secrets).map_err(|m| {
             let field = m.split(':').next().unwrap_or("config").to_string();
             (field, m)
         })?;
-        let sender = self.runtime.sender(
-            plugin,
-            ChannelSandbox {
-                name: channel.to_string(),
-                config: config.clone(),
-                secrets,
-                allow_list,
-                limits,
-            },
-        );
-        Ok(sender)
+        let sandbox = ChannelSandbox {
+            name: channel.to_string(),
+            config,
+            secrets,
+            allow_list,
+            limits,
+        };
+        Ok(Arc::new(RolloutSender {
+            stable: self.runtime.sender(plugin, sandbox.clone()),
+            runtime: self.runtime.clone(),
+            sandbox,
+            rollouts: self.rollouts.clone(),
+            tenant: tenant.to_string(),
+            plugin: name.to_string(),
+            canary: Default::default(),
+        }))
     }
 }

@@ -11,5 +11,6 @@ mod lang_cli;
 mod lang_limits;
 mod loading;
 mod providers;
+mod rollout;
 pub mod support;
 mod trust;

@@ -96,17 +96,15 @@ impl KindAdapter for Kind {
                 format!("no plugin named `{pname}`; upload it with PUT /plugins/{pname}"),
             )
         })?;
-        let mut config = string_config(&spec.config)?;
-        let limits = crate::plugin::ChannelLimits::take_from(&mut config)
-            .map_err(|(k, m)| err(format!("config.{k}"), m))?;
+        let config = string_config(&spec.config)?;
         ctx.plugins
             .channel_sender(
+                (ctx.tenant, pname),
                 plugin,
                 ctx.name.as_str(),
                 &config,
                 &spec.secrets,
                 &spec.allowed_hosts,
-                limits,
             )
             .map_err(|(f, m)| err(f, m))
     }
