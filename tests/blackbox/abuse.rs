@@ -343,7 +343,11 @@ async fn a_locked_destination_gets_no_new_code_until_its_lock_ends() {
         .await
         .unwrap();
     assert_eq!(r.status(), 429);
-    let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((899..=900).contains(&retry), "Retry-After {retry}");
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["details"]["locked"], json!(true), "{v}");
@@ -393,8 +397,16 @@ async fn two_hosts_share_the_failure_count() {
     // lockout_minutes the lock has no end, so there is no Retry-After.
     let sent = sink.hits().len();
     let (s, v) = start_verification(&b, to, "url").await;
-    assert_eq!((s, &v["errorType"]), (429, &json!("error-too-many-requests")), "{v}");
-    assert_eq!(v["details"], json!({ "locked": true, "retryAfter": null }), "{v}");
+    assert_eq!(
+        (s, &v["errorType"]),
+        (429, &json!("error-too-many-requests")),
+        "{v}"
+    );
+    assert_eq!(
+        v["details"],
+        json!({ "locked": true, "retryAfter": null }),
+        "{v}"
+    );
     assert_eq!(sink.hits().len(), sent, "a locked destination got a code");
     // Unlocked through B, the destination verifies again on A.
     let body = json!({ "to": to, "channel": "url" });

@@ -67,8 +67,11 @@ impl TwoFactor {
             .filter(|c| c.is_locked(now))
             .and_then(|c| c.locked_until)
             .map(|until| Lock {
-                retry_after: (until != LOCKED_UNTIL_UNLOCKED)
-                    .then(|| u64::try_from((until - now + 999) / 1000).unwrap_or(1).max(1)),
+                retry_after: (until != LOCKED_UNTIL_UNLOCKED).then(|| {
+                    u64::try_from((until - now + 999) / 1000)
+                        .unwrap_or(1)
+                        .max(1)
+                }),
             }))
     }
 

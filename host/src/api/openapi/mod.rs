@@ -117,7 +117,6 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-
 /// What the extractors in `extract/` answer, added to each operation that
 /// uses them (a route's own annotation wins where it says more):
 /// credentials → 401; a `{tenant}` → 404 unknown tenant; another path
@@ -160,14 +159,20 @@ fn extractor_answers(path: &str, op: &Operation) -> Vec<(u16, &'static str)> {
     } else if params.iter().any(|p| p.parameter_in == ParameterIn::Path) {
         out.push((404, "Nothing by that name"));
     }
-    if params.iter().any(|p| p.parameter_in == ParameterIn::Path && p.name != "tenant") {
+    if params
+        .iter()
+        .any(|p| p.parameter_in == ParameterIn::Path && p.name != "tenant")
+    {
         out.push((400, "A name that breaks the name rule: details.field"));
     }
     if params.iter().any(|p| p.parameter_in == ParameterIn::Query) {
         out.push((400, "A query parameter out of its range: details.field"));
     }
     if op.request_body.is_some() {
-        out.push((400, "Malformed JSON (error-invalid-json) or a wrong field (details.field)"));
+        out.push((
+            400,
+            "Malformed JSON (error-invalid-json) or a wrong field (details.field)",
+        ));
         out.push((413, "The body is over the limit: details.maxBytes"));
         out.push((415, "The body is not of the documented content type"));
     }

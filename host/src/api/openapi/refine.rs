@@ -22,7 +22,12 @@ fn body_schemas(doc: &mut Value) {
         return;
     };
     let kinds: Vec<&str> = ChannelKind::ALL.iter().map(|k| k.as_str()).collect();
-    set_property(schemas, "PutChannel", "kind", json!({ "type": "string", "enum": kinds }));
+    set_property(
+        schemas,
+        "PutChannel",
+        "kind",
+        json!({ "type": "string", "enum": kinds }),
+    );
     let message_kinds: Vec<&str> = MessageKind::ALL.iter().map(|k| k.as_str()).collect();
     set_property(
         schemas,
@@ -36,12 +41,22 @@ fn body_schemas(doc: &mut Value) {
     for body in ["UserRefBody", "Unlock", "SetTwoFactor"] {
         one_of_fields(schemas, body, &[&["userId"], &["username"]]);
     }
-    one_of_fields(schemas, "LoginBody", &[&["user"], &["username"], &["email"]]);
+    one_of_fields(
+        schemas,
+        "LoginBody",
+        &[&["user"], &["username"], &["email"]],
+    );
     require(schemas, "LoginBody", &["password"]);
+    let password = json!({ "$ref": "#/components/schemas/PasswordField" });
+    set_property(schemas, "LoginBody", "password", password);
     one_of_fields(schemas, "Start", &[&["username"], &["to", "channel"]]);
     // A password, plain, is never empty.
     if let Some(plain) = schemas.pointer_mut("/PasswordField/oneOf/0") {
         plain["minLength"] = json!(1);
+    }
+    // Rocket.Chat's digest form: only SHA-256, in any case.
+    if let Some(algorithm) = schemas.pointer_mut("/PasswordField/oneOf/1/properties/algorithm") {
+        *algorithm = json!({ "type": "string", "pattern": "^[sS][hH][aA]-256$" });
     }
     // A method is `email`, `totp`, `password` or a channel: all names.
     let method = json!({ "type": ["string", "null"], "pattern": NAME_PATTERN });
@@ -150,10 +165,8 @@ fn one_of_fields(schemas: &mut Value, schema: &str, groups: &[&[&str]]) {
     let alternatives: Vec<Value> = groups
         .iter()
         .map(|group| {
-            let props: serde_json::Map<String, Value> = group
-                .iter()
-                .map(|f| (f.to_string(), non_empty()))
-                .collect();
+            let props: serde_json::Map<String, Value> =
+                group.iter().map(|f| (f.to_string(), non_empty())).collect();
             json!({ "required": group, "properties": props })
         })
         .collect();
@@ -171,19 +184,42 @@ mod tests {
         // A renamed body type would silently drop its constraints.
         let doc = super::super::document();
         for name in [
-            "PutChannel", "PreviewRequest", "CreateTenant", "SendEmailCode",
-            "UserRefBody", "Unlock", "SetTwoFactor", "LoginBody", "Start",
+            "PutChannel",
+            "PreviewRequest",
+            "CreateTenant",
+            "SendEmailCode",
+            "UserRefBody",
+            "Unlock",
+            "SetTwoFactor",
+            "LoginBody",
+            "Start",
         ] {
             assert!(doc["components"]["schemas"][name].is_object(), "{name}");
         }
         let kind = &doc["components"]["schemas"]["PutChannel"]["properties"]["kind"];
-        assert!(kind["enum"].as_array().is_some_and(|k| k.contains(&json!("plugin"))));
+        assert!(
+            kind["enum"]
+                .as_array()
+                .is_some_and(|k| k.contains(&json!("plugin")))
+        );
     }
 
     #[test]
     fn the_name_pattern_agrees_with_the_parser() {
         let re = regex::Regex::new(NAME_PATTERN).unwrap();
-        for s in ["a", "default", "a-b_c9", "9x", &"a".repeat(64), "", "-a", "A", "a b", &"a".repeat(65), "é"] {
+        for s in [
+            "a",
+            "default",
+            "a-b_c9",
+            "9x",
+            &"a".repeat(64),
+            "",
+            "-a",
+            "A",
+            "a b",
+            &"a".repeat(65),
+            "é",
+        ] {
             assert_eq!(
                 re.is_match(s),
                 crate::domain::TenantName::parse(s).is_ok(),
