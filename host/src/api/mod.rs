@@ -18,6 +18,7 @@ pub mod extract;
 pub mod openapi;
 pub mod ops;
 pub mod plugin_keys;
+pub mod plugin_rollout;
 pub mod plugins;
 pub mod realtime;
 pub mod session;
@@ -155,6 +156,8 @@ fn resource_routes() -> Router<AppState> {
                 // Uploads have their own cap (plugins.max_upload_bytes).
                 .layer(DefaultBodyLimit::disable()),
         )
+        .route("/plugins/{name}/promote", post(plugin_rollout::promote))
+        .route("/plugins/{name}/rollback", post(plugin_rollout::rollback))
         .route("/plugin-keys", get(plugin_keys::list))
         .route(
             "/plugin-keys/{name}",
