@@ -320,6 +320,44 @@ async fn check(p: &Postern, id: &str, code: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_locked_destination_gets_no_new_code_until_its_lock_ends() {
+    let sink = Sink::start(200).await;
+    let cfg = sink_config(
+        &sink,
+        "max_consecutive_failures = 2\nmax_check_attempts = 10\nlockout_minutes = 15\n",
+    );
+    let p = Postern::start(&cfg).await;
+    let to = "locked@example.com";
+    let (s, v) = start_verification(&p, to, "url").await;
+    assert_eq!(s, 201, "{v}");
+    let id = v["verification"]["id"].as_str().unwrap().to_string();
+    let code = sink.code_for(to).expect("code delivered");
+    assert_eq!(check(&p, &id, &wrong(&code)).await, "pending");
+    assert_eq!(check(&p, &id, &wrong(&code)).await, "max_attempts_reached");
+    let sent = sink.hits().len();
+    let r = Postern::client()
+        .post(p.url("/api/v1/verifications"))
+        .bearer_auth(ADMIN)
+        .json(&json!({ "to": to, "channel": "url" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((899..=900).contains(&retry), "Retry-After {retry}");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["details"]["locked"], json!(true), "{v}");
+    assert_eq!(sink.hits().len(), sent, "a locked destination got a code");
+    // Another destination on the same channel is not affected.
+    let (s, v) = start_verification(&p, "other@example.com", "url").await;
+    assert_eq!(s, 201, "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn two_hosts_share_the_failure_count() {
     if !pg::available("two_hosts_share_the_failure_count") {
         return;
@@ -354,16 +392,22 @@ async fn two_hosts_share_the_failure_count() {
             n + 1
         );
     }
-    // A new verification to the same destination, started on B: its right
-    // code is refused on A.
+    // A new verification to the same destination, started on B, is
+    // refused: no code is made or sent while the lock holds. Without
+    // lockout_minutes the lock has no end, so there is no Retry-After.
+    let sent = sink.hits().len();
     let (s, v) = start_verification(&b, to, "url").await;
-    assert_eq!(s, 201, "{v}");
-    let id = v["verification"]["id"].as_str().unwrap().to_string();
-    let code = eventually(Duration::from_secs(10), "the second code", || async {
-        sink.code_for(to).filter(|c| *c != code)
-    })
-    .await;
-    assert_eq!(check(&a, &id, &code).await, "max_attempts_reached");
+    assert_eq!(
+        (s, &v["errorType"]),
+        (429, &json!("error-too-many-requests")),
+        "{v}"
+    );
+    assert_eq!(
+        v["details"],
+        json!({ "locked": true, "retryAfter": null }),
+        "{v}"
+    );
+    assert_eq!(sink.hits().len(), sent, "a locked destination got a code");
     // Unlocked through B, the destination verifies again on A.
     let body = json!({ "to": to, "channel": "url" });
     let (s, v) = b.post("/api/v1/verifications/unlock", body).await;

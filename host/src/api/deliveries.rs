@@ -24,9 +24,11 @@ use crate::store::{DeliveryFilter, DeliveryRecord, DeliveryStatus};
 pub struct ListQuery {
     /// Only deliveries for this username.
     pub username: Option<String>,
-    /// queued | sending | delivered | failed | expired
+    /// Only deliveries in this state.
+    #[param(value_type = Option<DeliveryStatus>)]
     pub status: Option<String>,
     /// 1..=500, default 50; newest first.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
     pub limit: Option<String>,
 }
 
@@ -55,7 +57,7 @@ pub async fn list(
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<DeliveryList>, ApiError> {
     let status = match q.status.as_deref() {
-        None | Some("") => None,
+        None => None,
         Some(s) => Some(DeliveryStatus::parse(s).ok_or_else(|| {
             ApiError::invalid_params(
                 "status",
@@ -64,7 +66,7 @@ pub async fn list(
         })?),
     };
     let limit = match q.limit.as_deref() {
-        None | Some("") => 50,
+        None => 50,
         Some(l) => l
             .parse::<u32>()
             .ok()

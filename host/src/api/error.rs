@@ -102,6 +102,19 @@ impl ApiError {
         err
     }
 
+    /// 429 for a destination locked by consecutive failures: `Retry-After`
+    /// only when the lock ends by itself.
+    pub fn locked(retry_after: Option<u64>) -> Self {
+        let mut err = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "error-too-many-requests",
+            "Too many failed checks: this destination is locked",
+        )
+        .with_details(json!({ "locked": true, "retryAfter": retry_after }));
+        err.retry_after = retry_after;
+        err
+    }
+
     /// A store or other internal failure: logged in full, answered vaguely.
     pub fn internal(e: impl std::fmt::Display) -> Self {
         tracing::error!(error = %e, "internal error");
@@ -142,6 +155,7 @@ impl From<TwoFaError> for ApiError {
         }
         match e {
             TwoFaError::TooManyRequests { retry_after } => Self::too_many_requests(retry_after),
+            TwoFaError::Locked(lock) => Self::locked(lock.retry_after),
             TwoFaError::DeliveryFailed(record) => ApiError::new(
                 StatusCode::BAD_GATEWAY,
                 "error-delivery-failed",

@@ -15,6 +15,7 @@ pub mod channels;
 pub mod deliveries;
 pub mod error;
 pub mod extract;
+pub mod openapi;
 pub mod ops;
 pub mod plugin_keys;
 pub mod plugin_rollout;

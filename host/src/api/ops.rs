@@ -1,5 +1,5 @@
 //! Operations: liveness, readiness (store and channels' last health),
-//! Prometheus metrics and the OpenAPI document.
+//! Prometheus metrics and the route serving the OpenAPI document.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -11,7 +11,6 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::json;
-use utoipa::OpenApi;
 
 use super::AppState;
 
@@ -138,109 +137,8 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "postern", description = "Delivery and checking of one-time 2FA codes. Errors: {success:false, error, errorType, details}."),
-    paths(
-        healthz, readyz, metrics, openapi,
-        super::deliveries::list, super::deliveries::get_one,
-        super::deliveries::test_channel,
-        super::channels::list, super::channels::get_one, super::channels::put, super::channels::delete,
-        super::plugins::put, super::plugins::list, super::plugins::get_one, super::plugins::delete,
-        super::plugin_rollout::promote, super::plugin_rollout::rollback,
-        super::plugin_keys::put, super::plugin_keys::list, super::plugin_keys::delete,
-        super::plugin_keys::get_policy, super::plugin_keys::put_policy,
-        super::realtime::websocket,
-        super::admin::create, super::admin::list, super::admin::get_one, super::admin::delete,
-        super::session::login, super::session::logout, super::session::me,
-        super::users::users_create, super::users::users_info, super::users::users_delete,
-        super::users::users_set_two_factor, super::session::update_own_basic_info,
-        super::two_factor::send_email_code, super::two_factor::enable_email, super::two_factor::disable_email,
-        super::two_factor::disable_all, super::two_factor::enable_totp, super::two_factor::validate_temp_token,
-        super::two_factor::regenerate_codes, super::two_factor::check_codes_remaining, super::two_factor::disable_totp,
-        super::two_factor::enable_channel, super::two_factor::confirm_channel, super::audit::audit,
-        super::verify::start, super::verify::check, super::verify::get_one, super::verify::cancel,
-        super::abuse::unlock, super::abuse::unlock_destination, super::abuse::list, super::abuse::unblock,
-        super::templates::preview,
-    ),
-    components(schemas(
-        crate::store::DeliveryRecord, crate::store::AttemptRecord, crate::store::HandsetRecord,
-        crate::store::SmsFacts, ChannelHealth,
-        super::deliveries::TestRequest, super::deliveries::DeliveryResponse,
-        super::deliveries::DeliveryList, super::error::ErrorBody,
-    )),
-    tags((name = "messages", description = "Messages and languages. Every channel renders its messages with MiniJinja \
-        templates: `text` (SMS, chat, plugins), email `subject`, `body` and `html`. Built-in in en, de, fr, es, it, pt, nl, pl, \
-        sv, ru, ja, zh; a channel's `templates` ({defaultLocale?, text?, subject?, body?, html?: {<BCP 47>: template}, webotp?}) \
-        override them per locale. Variables: code, ttl_seconds, ttl, username, app_name, base_url, domain, user_agent, \
-        remote_address, locale. The locale is the user's `language` (or a Verify `locale`), else Accept-Language, else the \
-        country of a +E.164 send-to, else the channel's defaultLocale, else en; de-AT falls back to de. Records show `locale` \
-        and, for texts, `sms {encoding, segments}`. A bad template is 400 error-invalid-params with details.field, line, column.")),
-    modifiers(&BearerAuth, &DefaultTenantPaths),
-)]
-pub struct ApiDoc;
-
-/// Tenant routes are documented once under `/t/{tenant}/api/v1`; this adds
-/// the same operations under `/api/v1` (the `default` tenant).
-struct DefaultTenantPaths;
-
-impl utoipa::Modify for DefaultTenantPaths {
-    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
-        let tenant_paths: Vec<(String, utoipa::openapi::PathItem)> = api
-            .paths
-            .paths
-            .iter()
-            .filter_map(|(p, item)| {
-                p.strip_prefix("/t/{tenant}")
-                    .map(|rest| (rest.to_string(), item.clone()))
-            })
-            .collect();
-        for (path, mut item) in tenant_paths {
-            for op in [
-                item.get.as_mut(),
-                item.put.as_mut(),
-                item.post.as_mut(),
-                item.delete.as_mut(),
-                item.patch.as_mut(),
-            ]
-            .into_iter()
-            .flatten()
-            {
-                if let Some(params) = op.parameters.as_mut() {
-                    params.retain(|p| p.name != "tenant");
-                }
-                op.operation_id = op.operation_id.take().map(|id| format!("{id}_default"));
-            }
-            api.paths.paths.insert(path, item);
-        }
-    }
-}
-
-struct BearerAuth;
-
-impl utoipa::Modify for BearerAuth {
-    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-        let components = api.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
-        // A user session is two headers from `login`: X-User-Id and X-Auth-Token.
-        components.add_security_scheme(
-            "session",
-            SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Header(
-                utoipa::openapi::security::ApiKeyValue::with_description(
-                    "X-Auth-Token",
-                    "The authToken from login, together with X-User-Id: the userId",
-                ),
-            )),
-        );
-    }
-}
-
 #[utoipa::path(get, path = "/openapi.json", tag = "operations",
     responses((status = 200, description = "This document")))]
-pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+pub async fn openapi() -> Json<serde_json::Value> {
+    Json(super::openapi::document())
 }

@@ -56,11 +56,10 @@ pub async fn login(
     TwoFactorHeaders(mut supplied): TwoFactorHeaders,
     ApiJson(body): ApiJson<LoginBody>,
 ) -> Result<Response, ApiError> {
-    let ident = body
-        .user
-        .or(body.username)
-        .or(body.email)
-        .filter(|s| !s.is_empty())
+    let ident = [body.user, body.username, body.email]
+        .into_iter()
+        .flatten()
+        .find(|s| !s.is_empty())
         .ok_or_else(|| ApiError::invalid_params("user", "user (or username) is required"))?;
     let digest = body
         .password

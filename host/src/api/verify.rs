@@ -53,7 +53,9 @@ pub async fn start(
         .map_err(|m| ApiError::invalid_params("locale", m))?
         .map(|l| l.to_string());
     let locale = locale.as_deref();
-    let v = match (b.username, b.to, b.channel) {
+    // An empty field counts as missing, as everywhere in the API.
+    let given = |v: Option<String>| v.filter(|s| !s.is_empty());
+    let v = match (given(b.username), given(b.to), given(b.channel)) {
         (Some(u), None, None) => {
             state
                 .twofa

@@ -37,6 +37,13 @@ fn lock_ms(minutes: u32, locks: u32) -> i64 {
     base.saturating_mul(1_i64 << locks.min(20)).min(MAX_LOCK_MS)
 }
 
+/// A lock in force: it ends by itself after `retry_after` seconds, or,
+/// when that is None, only when an operator unlocks it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lock {
+    pub retry_after: Option<u64>,
+}
+
 /// What a check did to a failure key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Counted {
@@ -49,12 +56,23 @@ pub(super) enum Counted {
 impl TwoFactor {
     /// Whether checks under `key` are refused now, without looking at a code.
     pub(super) async fn is_locked(&self, key: &str) -> R<bool> {
+        Ok(self.lock_of(key).await?.is_some())
+    }
+
+    /// The lock on `key` now, if any.
+    pub(super) async fn lock_of(&self, key: &str) -> R<Option<Lock>> {
         let now = self.now_ms();
-        Ok(self
-            .store
-            .failure_count(key)
-            .await?
-            .is_some_and(|c| c.is_locked(now)))
+        let count = self.store.failure_count(key).await?;
+        Ok(count
+            .filter(|c| c.is_locked(now))
+            .and_then(|c| c.locked_until)
+            .map(|until| Lock {
+                retry_after: (until != LOCKED_UNTIL_UNLOCKED).then(|| {
+                    u64::try_from((until - now + 999) / 1000)
+                        .unwrap_or(1)
+                        .max(1)
+                }),
+            }))
     }
 
     /// Counts one failed check; locks the key when the count reaches

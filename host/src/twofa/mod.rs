@@ -53,6 +53,7 @@ use crate::domain::{Method, TenantName};
 use crate::store::{DeliveryRecord, Store, StoreError, UserRow};
 
 pub use authenticator::TotpEnrolment;
+pub use failures::Lock;
 pub use login::{LoginError, LoginOk};
 pub use methods::UserMethod;
 pub use verify::Verification;
@@ -104,6 +105,8 @@ pub enum TwoFaError {
     TooManyRequests {
         retry_after: u64,
     },
+    /// Too many consecutive failures: the destination gets no new code.
+    Locked(failures::Lock),
     DeliveryFailed(Box<DeliveryRecord>),
     InvalidSendTo(String),
     /// The destination policy or the pumping guard refused the send.

@@ -49,6 +49,11 @@ impl TwoFactor {
         ch.validate_recipient(to)
             .await
             .map_err(TwoFaError::InvalidSendTo)?;
+        let key = verify_key(tenant, ch.name.as_str(), to);
+        // A locked destination gets no new code: it could not be checked.
+        if let Some(lock) = self.lock_of(&key).await? {
+            return Err(TwoFaError::Locked(lock));
+        }
         let now = self.now_ms();
         let v = Verification {
             id: format!("ver_{}", uuid::Uuid::new_v4().simple()),
@@ -61,7 +66,6 @@ impl TwoFactor {
             created_at: now,
         };
         self.store.insert_verification(&v).await?;
-        let key = verify_key(tenant, ch.name.as_str(), to);
         self.store
             .set_verification_failure_key(tenant.as_str(), &v.id, &key)
             .await?;

@@ -48,6 +48,11 @@ impl From<TwoFaError> for MeteorError {
         }
         match e {
             TwoFaError::TooManyRequests { retry_after } => too_many_requests(retry_after * 1000),
+            TwoFaError::Locked(lock) => MeteorError::new(
+                "error-too-many-requests",
+                "Too many failed checks: this destination is locked",
+            )
+            .with_details(json!({ "locked": true, "retryAfter": lock.retry_after })),
             TwoFaError::DeliveryFailed(record) => {
                 MeteorError::new("error-delivery-failed", "The code could not be delivered")
                     .with_details(json!({
