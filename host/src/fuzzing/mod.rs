@@ -16,9 +16,12 @@ pub mod ddp;
 pub mod sms_tags;
 pub mod vet;
 
+/// A target body: panics when its property breaks.
+pub type Target = fn(&[u8]);
+
 /// Every target by name, as `fuzz/fuzz_targets/<name>.rs` and the corpus
 /// folders `fuzz/corpus/<name>/` and `fuzz/regressions/<name>/` call them.
-pub const TARGETS: [(&str, fn(&[u8])); 6] = [
+pub const TARGETS: [(&str, Target); 6] = [
     ("config", config::run),
     ("ddp", ddp::run),
     ("vet", vet::run),
