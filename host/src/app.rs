@@ -100,7 +100,7 @@ impl App {
             LeaseOwner::new(&host, role),
         );
         let readiness = Arc::new(Readiness::new(host.as_str(), metrics.store_up.clone()));
-        let tenant_plugins = Arc::new(crate::plugin::TenantPlugins::new(runtime));
+        let tenant_plugins = tenant_plugins(runtime, &store, &clock, &metrics, &config);
         tenant_plugins.sync(store.as_ref()).await?;
         for (tenant, channel) in crate::delivery::tenant_channels::load_all(
             store.as_ref(),
@@ -343,4 +343,21 @@ async fn wait_for_signal() {
         _ = ctrl_c => {}
         _ = term => {}
     }
+}
+
+/// Tenant uploads and their staged rollouts.
+fn tenant_plugins(
+    runtime: Arc<crate::plugin::PluginRuntime>,
+    store: &Arc<dyn crate::store::Store>,
+    clock: &crate::clock::SharedClock,
+    metrics: &Arc<Metrics>,
+    config: &Config,
+) -> Arc<crate::plugin::TenantPlugins> {
+    use crate::plugin::rollout::{Rollouts, Settings};
+    let settings = Settings::from_config(&config.plugins);
+    let rollouts = Rollouts::new(store.clone(), clock.clone(), metrics.clone(), settings);
+    Arc::new(crate::plugin::TenantPlugins::new(
+        runtime,
+        Arc::new(rollouts),
+    ))
 }

@@ -20,6 +20,36 @@ pub struct Metrics {
     pub store_up: IntGauge,
     /// Failure locks and the pumping guard.
     pub abuse: AbuseMetrics,
+    /// Staged plugin rollouts.
+    pub rollout: RolloutMetrics,
+}
+
+/// Staged plugin rollouts.
+pub struct RolloutMetrics {
+    /// Canaries rolled back, by tenant, plugin and trigger (automatic | manual).
+    pub rollbacks: IntCounterVec,
+    /// Attempts counted for a rollout, by tenant, plugin, version
+    /// (canary | stable) and outcome (ok | failed).
+    pub attempts: IntCounterVec,
+}
+
+impl RolloutMetrics {
+    fn new(r: &Registry) -> Self {
+        Self {
+            rollbacks: counter(
+                r,
+                "plugin_rollbacks_total",
+                "Plugin canaries rolled back, by trigger (automatic: the failure-rate check)",
+                &["tenant", "plugin", "trigger"],
+            ),
+            attempts: counter(
+                r,
+                "plugin_rollout_attempts_total",
+                "Attempts counted for a plugin rollout, by version (canary | stable) and outcome",
+                &["tenant", "plugin", "version", "outcome"],
+            ),
+        }
+    }
 }
 
 /// Failure locks and the pumping guard.
@@ -165,6 +195,7 @@ impl Metrics {
                 "1 while the store accepts writes (the readiness probe), else 0",
             ),
             abuse: AbuseMetrics::new(r),
+            rollout: RolloutMetrics::new(r),
             attempt_seconds,
             realtime_connections,
             registry,

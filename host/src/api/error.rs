@@ -265,6 +265,7 @@ impl From<UploadError> for ApiError {
                 "The new version can do more than the live one; re-upload with ?accept=permissions to accept",
             )
             .with_details(serde_json::to_value(&w).unwrap_or_default()),
+            UploadError::Rollout(e) => e.into(),
             UploadError::Compile(e) => {
                 ApiError::unavailable(format!("The plugin could not be compiled now: {e}"))
             }

@@ -17,6 +17,7 @@ pub mod error;
 pub mod extract;
 pub mod ops;
 pub mod plugin_keys;
+pub mod plugin_rollout;
 pub mod plugins;
 pub mod realtime;
 pub mod session;
@@ -154,6 +155,8 @@ fn resource_routes() -> Router<AppState> {
                 // Uploads have their own cap (plugins.max_upload_bytes).
                 .layer(DefaultBodyLimit::disable()),
         )
+        .route("/plugins/{name}/promote", post(plugin_rollout::promote))
+        .route("/plugins/{name}/rollback", post(plugin_rollout::rollback))
         .route("/plugin-keys", get(plugin_keys::list))
         .route(
             "/plugin-keys/{name}",

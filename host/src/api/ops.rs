@@ -147,6 +147,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         super::deliveries::test_channel,
         super::channels::list, super::channels::get_one, super::channels::put, super::channels::delete,
         super::plugins::put, super::plugins::list, super::plugins::get_one, super::plugins::delete,
+        super::plugin_rollout::promote, super::plugin_rollout::rollback,
         super::plugin_keys::put, super::plugin_keys::list, super::plugin_keys::delete,
         super::plugin_keys::get_policy, super::plugin_keys::put_policy,
         super::realtime::websocket,

@@ -1,6 +1,6 @@
 //! Plugin upload: `PUT /plugins/{name}` with the component as the body
-//! (`Content-Type: application/wasm`); `GET /plugins`, `GET|DELETE
-//! /plugins/{name}`. The upload rules (size, quota, compile, version swap)
+//! (`Content-Type: application/wasm`; `?canary=N` stages it, see
+//! `plugin_rollout`); `GET /plugins`, `GET|DELETE /plugins/{name}`. The upload rules (size, quota, compile, version swap)
 //! are `plugin::upload`'s; this file speaks HTTP. The name never reaches a path.
 
 use axum::Json;
@@ -13,51 +13,34 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{ApiPath, ApiQuery, TenantAccess};
-use crate::plugin::permissions::Permissions;
+use super::plugin_rollout::{self, NameParam};
+use crate::plugin::rollout::CanaryPercent;
 use crate::plugin::upload::{Offer, Uploads};
-use crate::store::{PluginRow, rfc3339};
-
-#[derive(Deserialize)]
-pub struct NameParam {
-    name: String,
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PutQuery {
     /// `permissions`: accept a version that can do more than the live one.
     accept: Option<String>,
+    /// `N`: stage the upload beside the live version for N % of deliveries.
+    canary: Option<String>,
 }
 
 /// The header a detached signature travels in.
 const SIGNATURE_HEADER: &str = "x-postern-plugin-signature";
 
-fn view(p: &PluginRow) -> Value {
-    let signature = match (&p.key_id, &p.signature) {
-        (Some(key_id), Some(sig)) => json!({ "keyId": key_id, "signature": sig }),
-        _ => Value::Null,
-    };
-    json!({
-        "name": p.name,
-        "sha256": p.sha256,
-        "size": p.size,
-        "info": serde_json::from_str::<Value>(&p.info).unwrap_or(json!({})),
-        "signature": signature,
-        "permissions": Permissions::from_stored(&p.imports, &p.info),
-        "uploadedAt": rfc3339(p.uploaded_at),
-    })
-}
-
 #[utoipa::path(put, path = "/t/{tenant}/api/v1/plugins/{name}", tag = "plugins",
     params(("tenant" = String, Path, description = "Tenant name"), ("name" = String, Path, description = "Plugin name"),
         ("accept" = Option<String>, Query, description = "`permissions`: accept a version that adds imports or secret keys"),
+        ("canary" = Option<u8>, Query, minimum = 1, maximum = 100, description = "Stage the upload as a canary: the live version stays, the new one takes this percent of the plugin's deliveries (by delivery id) until promoted or rolled back"),
         ("X-Postern-Plugin-Signature" = Option<String>, Header, description = "Detached signature `ed25519:<keyId>:<base64>` (postern plugin sign); required with require_signature")),
     request_body(content = Vec<u8>, content_type = "application/wasm", description = "A WebAssembly component of world postern:plugin/deliverer"),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "{success, plugin:{name, sha256, size, info:{name, version, description, configKeys}, signature:{keyId, signature}|null, permissions:{imports, outboundHttp, clocks, random, configKeys, secretKeys}, uploadedAt}}"),
-        (status = 400, body = super::error::ErrorBody, description = "error-invalid-plugin: not wasm, a core module, wrong world, an ungranted import; or unsigned / untrusted-key / bad-signature / malformed-signature; details.reason"),
-        (status = 409, body = super::error::ErrorBody, description = "error-conflict: the new version adds imports or secret keys; details:{addedImports, addedSecretKeys, outboundHttp}; repeat with ?accept=permissions"),
+        (status = 200, description = "{success, plugin:{name, sha256, size, info:{name, version, description, configKeys}, signature:{keyId, signature}|null, permissions:{imports, outboundHttp, clocks, random, configKeys, secretKeys}, uploadedAt, rollout:{state: canary|promoted|rolled_back, percent, sha256, stableSha256, size, info, signature, permissions, reason, startedAt, endedAt, counts:{canary:{deliveries, failed}, stable:{…}}, window, marginPercent}|null}}; with ?canary the live version's fields and the new one under rollout"),
+        (status = 400, body = super::error::ErrorBody, description = "error-invalid-plugin: not wasm, a core module, wrong world, an ungranted import; or unsigned / untrusted-key / bad-signature / malformed-signature; details.reason. error-invalid-params: accept or canary (1..=100) malformed"),
+        (status = 401, body = super::error::ErrorBody, description = "No or bad tenant key"),
+        (status = 409, body = super::error::ErrorBody, description = "error-conflict: the new version adds imports or secret keys (details:{addedImports, addedSecretKeys, outboundHttp}; repeat with ?accept=permissions); a canary is live (promote or roll back first); ?canary without a live version, or of the live version itself"),
         (status = 413, body = super::error::ErrorBody), (status = 415, body = super::error::ErrorBody),
         (status = 429, body = super::error::ErrorBody, description = "limits.tenant_max_plugins reached")))]
 pub async fn put(
@@ -78,6 +61,12 @@ pub async fn put(
             ));
         }
     };
+    let canary = q
+        .canary
+        .as_deref()
+        .map(CanaryPercent::parse)
+        .transpose()
+        .map_err(|m| ApiError::invalid_params("canary", m))?;
     let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
     let offer = Offer {
         tenant: &access.tenant,
@@ -86,6 +75,7 @@ pub async fn put(
         announced_len: text(header::CONTENT_LENGTH).and_then(|v| v.parse().ok()),
         signature: text(header::HeaderName::from_static(SIGNATURE_HEADER)),
         accept_permissions,
+        canary,
     };
     let uploads = Uploads {
         store: state.store.as_ref(),
@@ -94,10 +84,10 @@ pub async fn put(
         config: &state.config.plugins,
         max_plugins: state.config.limits.tenant_max_plugins,
     };
-    let row = uploads
+    uploads
         .put(offer, body, state.reload_tenant_channels())
         .await?;
-    Ok(Json(json!({ "success": true, "plugin": view(&row) })))
+    plugin_rollout::answer(&state, access.tenant.as_str(), &p.name).await
 }
 
 #[utoipa::path(get, path = "/t/{tenant}/api/v1/plugins", tag = "plugins",
@@ -108,9 +98,8 @@ pub async fn list(
     access: TenantAccess,
 ) -> Result<Json<Value>, ApiError> {
     let rows = state.store.plugins(Some(access.tenant.as_str())).await?;
-    Ok(Json(
-        json!({ "success": true, "plugins": rows.iter().map(view).collect::<Vec<_>>() }),
-    ))
+    let plugins = plugin_rollout::views(&state, &rows).await?;
+    Ok(Json(json!({ "success": true, "plugins": plugins })))
 }
 
 #[utoipa::path(get, path = "/t/{tenant}/api/v1/plugins/{name}", tag = "plugins",
@@ -121,14 +110,7 @@ pub async fn get_one(
     access: TenantAccess,
     ApiPath(p): ApiPath<NameParam>,
 ) -> Result<Json<Value>, ApiError> {
-    let row = state
-        .store
-        .plugins(Some(access.tenant.as_str()))
-        .await?
-        .into_iter()
-        .find(|r| r.name == p.name)
-        .ok_or_else(|| ApiError::not_found("No such plugin"))?;
-    Ok(Json(json!({ "success": true, "plugin": view(&row) })))
+    plugin_rollout::answer(&state, access.tenant.as_str(), &p.name).await
 }
 
 #[utoipa::path(delete, path = "/t/{tenant}/api/v1/plugins/{name}", tag = "plugins",

@@ -21,6 +21,12 @@ pub struct PluginsConfig {
     pub require_signature: bool,
     /// Public keys (`ed25519:<base64>`) trusted for every tenant.
     pub trusted_keys: Vec<PublicKey>,
+    /// A canary's last this many deliveries (and the stable version's) are
+    /// compared; none is rolled back before it has this many.
+    pub rollout_window: u32,
+    /// Roll a canary back when its failure rate over the window is more
+    /// than this many percentage points above the stable version's.
+    pub rollout_margin_percent: u32,
 }
 
 impl Default for PluginsConfig {
@@ -36,6 +42,8 @@ impl Default for PluginsConfig {
             allow_private_networks: false,
             require_signature: false,
             trusted_keys: Vec::new(),
+            rollout_window: 50,
+            rollout_margin_percent: 10,
         }
     }
 }
@@ -68,6 +76,16 @@ impl PluginsConfig {
             self.max_http_response_bytes,
             1024..=256 << 20,
         )?;
-        check_range("plugins.max_log_bytes", self.max_log_bytes, 256..=16 << 20)
+        check_range("plugins.max_log_bytes", self.max_log_bytes, 256..=16 << 20)?;
+        check_range(
+            "plugins.rollout_window",
+            u64::from(self.rollout_window),
+            1..=10_000,
+        )?;
+        check_range(
+            "plugins.rollout_margin_percent",
+            u64::from(self.rollout_margin_percent),
+            0..=99,
+        )
     }
 }

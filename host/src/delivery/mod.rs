@@ -208,6 +208,13 @@ pub trait Sender: Send + Sync {
 
     async fn send(&self, message: &Message) -> SendOutcome;
 
+    /// One attempt of the queued delivery `delivery_id`: what the queue
+    /// calls. A sender that routes by delivery (a plugin's staged rollout
+    /// keeps each delivery and its retries on one version) overrides it.
+    async fn send_delivery(&self, _delivery_id: &str, message: &Message) -> SendOutcome {
+        self.send(message).await
+    }
+
     /// A cheap reachability probe for `/readyz`; `None` if there is none.
     async fn check_health(&self) -> Option<Result<(), String>> {
         None

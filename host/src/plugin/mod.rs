@@ -22,6 +22,7 @@
 //! * [`permissions`] — what a version can do and what a re-upload adds.
 //! * [`sign_cli`] — `postern plugin keygen | sign | verify` on files.
 //! * [`trust`] — Ed25519 plugin signatures: key, signature texts, the check.
+//! * [`rollout`] — staged rollout: canary routing, the rollback rule, promote.
 //! * [`upload`] — one upload's checks (name, type, size, quota), compile and version swap.
 //!
 //! See `README.md` beside this file for the sandbox, limits and numbers.
@@ -37,6 +38,7 @@ mod limits;
 mod outbound;
 pub mod permissions;
 mod pool;
+pub mod rollout;
 mod runtime;
 mod sandbox;
 mod sender;

@@ -6,6 +6,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
+use super::rollout::Rollouts;
+use super::rollout::sender::RolloutSender;
 use super::runtime::{LoadedPlugin, PluginRuntime};
 use super::sandbox::ChannelSandbox;
 use super::startup::check_required_keys;
@@ -19,14 +21,21 @@ type Key = (String, String);
 pub struct TenantPlugins {
     runtime: Arc<PluginRuntime>,
     loaded: RwLock<HashMap<Key, Arc<LoadedPlugin>>>,
+    rollouts: Arc<Rollouts>,
 }
 
 impl TenantPlugins {
-    pub fn new(runtime: Arc<PluginRuntime>) -> Self {
+    pub fn new(runtime: Arc<PluginRuntime>, rollouts: Arc<Rollouts>) -> Self {
         Self {
             runtime,
             loaded: RwLock::new(HashMap::new()),
+            rollouts,
         }
+    }
+
+    /// Staged rollouts of these plugins.
+    pub fn rollouts(&self) -> &Arc<Rollouts> {
+        &self.rollouts
     }
 
     pub fn runtime(&self) -> &Arc<PluginRuntime> {
@@ -73,9 +82,12 @@ impl TenantPlugins {
         Ok(())
     }
 
-    /// A tenant channel's sender. Errors name the field: `(field, message)`.
+    /// A tenant channel's sender: `plugin`, the live version of the
+    /// tenant's upload `name`, routing to its canary during a rollout.
+    /// Errors name the field: `(field, message)`.
     pub fn channel_sender(
         &self,
+        (tenant, name): (&str, &str),
         plugin: Arc<LoadedPlugin>,
         channel: &str,
         config: &BTreeMap<String, String>,
@@ -92,15 +104,20 @@ impl TenantPlugins {
             let field = m.split(':').next().unwrap_or("config").to_string();
             (field, m)
         })?;
-        let sender = self.runtime.sender(
-            plugin,
-            ChannelSandbox {
-                name: channel.to_string(),
-                config: config.clone(),
-                secrets,
-                allow_list,
-            },
-        );
-        Ok(sender)
+        let sandbox = ChannelSandbox {
+            name: channel.to_string(),
+            config: config.clone(),
+            secrets,
+            allow_list,
+        };
+        Ok(Arc::new(RolloutSender {
+            stable: self.runtime.sender(plugin, sandbox.clone()),
+            runtime: self.runtime.clone(),
+            sandbox,
+            rollouts: self.rollouts.clone(),
+            tenant: tenant.to_string(),
+            plugin: name.to_string(),
+            canary: Default::default(),
+        }))
     }
 }

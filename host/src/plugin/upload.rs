@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 
 use super::keys::Policy;
 use super::permissions::{Permissions, Widening};
+use super::rollout::{CanaryPercent, RolloutError};
 use super::trust::{self, TrustError, Verified};
 use super::{LoadedPlugin, PluginError, TenantPlugins};
 use crate::clock::Clock;
@@ -52,6 +53,8 @@ pub enum UploadError {
     /// The new version can do more than the live one, and the upload did
     /// not say `?accept=permissions`.
     Widens(Widening),
+    /// `?canary` refused, or a plain upload while a canary is live.
+    Rollout(RolloutError),
     Store(StoreError),
 }
 
@@ -83,6 +86,8 @@ pub struct Offer<'a> {
     pub signature: Option<&'a str>,
     /// `?accept=permissions`: swap in a version that can do more.
     pub accept_permissions: bool,
+    /// `?canary=N`: stage the version beside the live one (`rollout`).
+    pub canary: Option<CanaryPercent>,
 }
 
 /// A tenant's plugins and the limits that bound them.
@@ -124,6 +129,9 @@ impl Uploads<'_> {
             return Err(self.too_large());
         }
         self.check_quota(offer.tenant, &name).await?;
+        let stable = self
+            .check_rollout(offer.tenant, &name, offer.canary)
+            .await?;
         let bytes = self.read(body).await?;
         // Checked before compiling: untrusted bytes never reach Cranelift.
         let signed = self.verify(offer.tenant, &bytes, offer.signature).await?;
@@ -144,6 +152,21 @@ impl Uploads<'_> {
             key_id: signed.map(|v| v.key_id),
             imports: serde_json::to_string(&loaded.imports).unwrap_or_default(),
         };
+        match (offer.canary, stable) {
+            (Some(percent), Some(stable)) => self.stage(row, percent, stable, &offer).await,
+            _ => self.swap(row, loaded, &offer, reload_channels).await,
+        }
+    }
+
+    /// Stores the version, makes it the live one here and in every
+    /// channel, and audits the upload.
+    async fn swap(
+        &self,
+        row: PluginRow,
+        loaded: std::sync::Arc<LoadedPlugin>,
+        offer: &Offer<'_>,
+        reload_channels: impl Future<Output = Result<(), StoreError>>,
+    ) -> Result<PluginRow, UploadError> {
         self.store.put_plugin(&row).await?;
         self.plugins.set(&row.tenant, &row.name, loaded);
         reload_channels.await?;
@@ -159,7 +182,7 @@ impl Uploads<'_> {
                 "plugin.upload",
                 Some(&row.name),
                 Some(&detail),
-                now,
+                row.uploaded_at,
             )
             .await?;
         Ok(row)

@@ -58,6 +58,7 @@ mod queue;
 mod rate;
 mod readiness;
 mod receipts;
+mod rollout;
 mod rows;
 mod sqlite;
 #[cfg(test)]
@@ -80,6 +81,7 @@ pub use queue::QueueStore;
 pub use rate::RateStore;
 pub use readiness::{FRESH_FOR as READINESS_FRESH_FOR, Readiness};
 pub use receipts::{HandsetRecord, HandsetState, NewReceipt, ReceiptStore};
+pub use rollout::{RolloutRow, RolloutState, RolloutStore, RolloutWindow};
 pub use rows::*;
 pub use sqlite::SqliteStore;
 pub use tenants::TenantStore;
@@ -89,7 +91,7 @@ pub use users::UserStore;
 pub mod prelude {
     pub use super::{
         AuditStore, CodeStore, FailureStore, FraudStore, QueueStore, RateStore, ReceiptStore,
-        Store, TenantStore, UserStore,
+        RolloutStore, Store, TenantStore, UserStore,
     };
 }
 
@@ -151,6 +153,7 @@ pub trait Store:
     + ReceiptStore
     + FailureStore
     + FraudStore
+    + RolloutStore
     + Send
     + Sync
 {

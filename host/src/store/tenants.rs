@@ -48,7 +48,7 @@ pub trait TenantStore: Send + Sync {
 /// Bumps `channels_version` and commits. Other hosts poll it to reload
 /// tenant channels; bumped in the same transaction as the change, so they
 /// never see the change without it.
-async fn bump_and_commit<B: Backend>(mut tx: Tx<B>) -> Result<()> {
+pub(super) async fn bump_and_commit<B: Backend>(mut tx: Tx<B>) -> Result<()> {
     tx.exec(
         "INSERT INTO settings (key, value) VALUES ('channels_version', '1')
          ON CONFLICT (key) DO UPDATE
@@ -60,7 +60,7 @@ async fn bump_and_commit<B: Backend>(mut tx: Tx<B>) -> Result<()> {
 }
 
 /// What a tenant owns, deleted before the tenant itself (`$1` its name).
-const TENANT_TABLES: [&str; 14] = [
+const TENANT_TABLES: [&str; 16] = [
     "delivery_attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE tenant = $1)",
     "deliveries WHERE tenant = $1",
     "sessions WHERE tenant = $1",
@@ -73,6 +73,8 @@ const TENANT_TABLES: [&str; 14] = [
     "tenant_channels WHERE tenant = $1",
     "plugins WHERE tenant = $1",
     "plugin_keys WHERE tenant = $1",
+    "plugin_rollouts WHERE tenant = $1",
+    "plugin_rollout_outcomes WHERE tenant = $1",
     "settings WHERE key = 'plugins.require_signature:' || CAST($1 AS TEXT)",
     "audit WHERE tenant = $1",
 ];
@@ -308,6 +310,10 @@ impl<B: Backend> TenantStore for SqlStore<B> {
                 &[tenant.into(), name.into()],
             )
             .await?;
+        for table in ["plugin_rollouts", "plugin_rollout_outcomes"] {
+            let sql = format!("DELETE FROM {table} WHERE tenant = $1 AND name = $2");
+            tx.exec(&sql, &[tenant.into(), name.into()]).await?;
+        }
         bump_and_commit(tx).await?;
         Ok(n == 1)
     }

@@ -7,5 +7,6 @@ mod cli;
 mod containment;
 mod loading;
 mod providers;
+mod rollout;
 pub mod support;
 mod trust;

@@ -99,6 +99,7 @@ impl KindAdapter for Kind {
         let config = string_config(&spec.config)?;
         ctx.plugins
             .channel_sender(
+                (ctx.tenant, pname),
                 plugin,
                 ctx.name.as_str(),
                 &config,

@@ -92,10 +92,14 @@ impl Queue {
         // The channel's templates, in the message's locale.
         let outcome = match channel.compose(&payload.message) {
             Err(e) => SendOutcome::permanent(format!("the message cannot be rendered: {e}")),
-            Ok(message) => match tokio::time::timeout(limit, channel.sender.send(&message)).await {
-                Ok(o) => o,
-                Err(_) => SendOutcome::transient(format!("attempt timed out after {limit:?}")),
-            },
+            Ok(message) => {
+                match tokio::time::timeout(limit, channel.sender.send_delivery(&d.id, &message))
+                    .await
+                {
+                    Ok(o) => o,
+                    Err(_) => SendOutcome::transient(format!("attempt timed out after {limit:?}")),
+                }
+            }
         };
         let elapsed = started.elapsed();
         let code = &payload.message.code;

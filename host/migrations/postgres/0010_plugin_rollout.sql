@@ -1,0 +1,33 @@
+-- Staged plugin rollout (issue 14 point 3): the version under trial beside
+-- the live one (`plugins`), and the outcomes the rollback decision reads.
+-- One row per (tenant, plugin); it stays after the rollout ends so the
+-- plugin's GET can say how it ended.
+CREATE TABLE plugin_rollouts (
+    tenant         TEXT NOT NULL,
+    name           TEXT NOT NULL,
+    state          TEXT NOT NULL,          -- canary | promoted | rolled_back
+    percent        BIGINT NOT NULL,
+    stable_sha256  TEXT NOT NULL,
+    sha256         TEXT NOT NULL,
+    size           BIGINT NOT NULL,
+    info           TEXT NOT NULL,
+    wasm           BYTEA NOT NULL,
+    signature      TEXT,
+    key_id         TEXT,
+    imports        TEXT NOT NULL,
+    reason         TEXT,
+    started_at     BIGINT NOT NULL,
+    ended_at       BIGINT,
+    PRIMARY KEY (tenant, name)
+);
+
+CREATE TABLE plugin_rollout_outcomes (
+    id       BIGSERIAL PRIMARY KEY,
+    tenant   TEXT NOT NULL,
+    name     TEXT NOT NULL,
+    sha256   TEXT NOT NULL,
+    failed   BOOLEAN NOT NULL,
+    at       BIGINT NOT NULL
+);
+CREATE INDEX plugin_rollout_outcomes_version
+    ON plugin_rollout_outcomes (tenant, name, sha256, id);
