@@ -168,7 +168,7 @@ impl App {
     }
 
     /// What every request handler shares.
-    fn app_state(&self, admin_token_sha256: String) -> AppState {
+    pub(crate) fn app_state(&self, admin_token_sha256: String) -> AppState {
         let rt = &self.config.realtime;
         AppState::new(Inner {
             config: self.config.clone(),

@@ -22,3 +22,7 @@ pub mod plugin;
 pub mod secret;
 pub mod store;
 pub mod twofa;
+
+// Fuzz target bodies: `cargo test` replays their corpus; `fuzz/` drives them.
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;

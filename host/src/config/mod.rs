@@ -18,7 +18,7 @@ pub mod api;
 pub mod channels;
 pub mod check;
 pub mod delivery;
-mod env;
+pub(crate) mod env;
 pub mod fraud;
 pub mod lenient;
 pub mod limits;

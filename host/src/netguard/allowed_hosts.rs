@@ -49,6 +49,9 @@ impl AllowedHost {
         if host.is_empty() {
             return Err(bad("empty host"));
         }
+        if host.contains(['[', ']']) {
+            return Err(bad("brackets only around an IPv6 address"));
+        }
         let pattern = if let Some(suffix) = host.strip_prefix("*.") {
             if suffix.is_empty() || suffix.contains('*') {
                 return Err(bad("a wildcard must look like *.example.com"));
@@ -86,9 +89,15 @@ impl fmt::Display for AllowedHost {
         if self.http {
             f.write_str("http://")?;
         }
-        match &self.host {
-            HostPattern::Exact(h) => write!(f, "{h}:{}", self.port),
-            HostPattern::Suffix(s) => write!(f, "*.{s}:{}", self.port),
+        let host = match &self.host {
+            HostPattern::Exact(h) => h.clone(),
+            HostPattern::Suffix(s) => format!("*.{s}"),
+        };
+        // An IPv6 address is bracketed, or its last group would read as the port.
+        if host.contains(':') {
+            write!(f, "[{host}]:{}", self.port)
+        } else {
+            write!(f, "{host}:{}", self.port)
         }
     }
 }
@@ -149,6 +158,25 @@ mod tests {
         assert!(!a.allows(true, "evilslack.com", 443));
     }
 
+    /// Found by the `allowed_hosts` fuzz target: `[::1]:9000` displayed as
+    /// `::1:9000`, which reads back as host `::1:9000` on port 443.
+    #[test]
+    fn display_reads_back_as_the_same_entry() {
+        for entry in [
+            "[::1]:9000",
+            "http://[2001:db8::1]",
+            "api.example.com",
+            "*.a.b:8443",
+        ] {
+            let a = AllowedHost::parse(entry).unwrap();
+            assert_eq!(AllowedHost::parse(&a.to_string()), Ok(a.clone()), "{a}");
+        }
+        assert_eq!(
+            AllowedHost::parse("[::1]:9000").unwrap().to_string(),
+            "[::1]:9000"
+        );
+    }
+
     #[test]
     fn bad_entries_are_refused() {
         for bad in [
@@ -160,6 +188,8 @@ mod tests {
             "x:notaport",
             "user@host",
             "*.",
+            "].",
+            "a]b",
         ] {
             assert!(AllowedHost::parse(bad).is_err(), "{bad}");
         }

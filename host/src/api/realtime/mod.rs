@@ -10,12 +10,12 @@
 //! (flood), 1009 (too big) or 1000 (idle, or a server ping unanswered).
 
 mod admission;
-mod ddp;
+pub(crate) mod ddp;
 mod errors;
 mod heartbeat;
 mod limits;
 mod methods;
-mod params;
+pub(crate) mod params;
 
 use std::time::Duration;
 
