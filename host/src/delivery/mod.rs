@@ -149,6 +149,8 @@ pub struct SendOutcome {
     pub log: Option<String>,
     /// The plugin version (sha256) that ran, for plugin senders.
     pub plugin_sha256: Option<String>,
+    /// Why a plugin did not finish (`trap`, `cpu_budget`, …), for the metrics.
+    pub plugin_failure: Option<&'static str>,
 }
 
 impl SendOutcome {
@@ -168,6 +170,7 @@ impl SendOutcome {
             provider_id: None,
             log: None,
             plugin_sha256: None,
+            plugin_failure: None,
         }
     }
     pub fn with_provider_id(mut self, id: Option<String>) -> Self {
