@@ -48,7 +48,7 @@ async fn sign_in(p: &Postern, key: &str) -> reqwest::Response {
     let csrf = hidden_csrf(&form.text().await.unwrap());
     c.post(p.url("/console/sign-in"))
         .header(COOKIE, pre)
-        .form(&[("key", key), ("csrf", &csrf)])
+        .form(&[("key", key), ("csrf", csrf.as_str())])
         .send()
         .await
         .unwrap()

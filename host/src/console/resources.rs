@@ -100,11 +100,12 @@ pub async fn send_test(
     Ok(Redirect::to(&format!("/console/deliveries/{}{tq}", d.id)).into_response())
 }
 
+/// One plugin version's attempts by outcome, and its failure reasons.
+type VersionStats = (BTreeMap<String, u64>, Vec<Value>);
+
 /// Attempts of each plugin version: by outcome, and the failure reasons.
-fn by_version(
-    outcomes: Vec<PluginOutcome>,
-) -> BTreeMap<String, (BTreeMap<String, u64>, Vec<Value>)> {
-    let mut out: BTreeMap<String, (BTreeMap<String, u64>, Vec<Value>)> = BTreeMap::new();
+fn by_version(outcomes: Vec<PluginOutcome>) -> BTreeMap<String, VersionStats> {
+    let mut out: BTreeMap<String, VersionStats> = BTreeMap::new();
     for o in outcomes {
         let entry = out.entry(o.plugin_sha256).or_default();
         *entry.0.entry(o.outcome.clone()).or_default() += o.count;

@@ -75,7 +75,7 @@ impl Browser {
                          format!("--user-data-dir={}", profile.path().display())],
             }
         });
-        let caps = caps.as_object().unwrap().clone().into_iter().collect();
+        let caps: serde_json::Map<String, serde_json::Value> = caps.as_object().unwrap().clone();
         let url = format!("http://127.0.0.1:{port}");
         let mut last = None;
         for _ in 0..100 {
@@ -104,17 +104,19 @@ impl Browser {
     }
 
     pub async fn css(&self, selector: &str) -> fantoccini::elements::Element {
-        self.client
+        let found = self
+            .client
             .wait()
             .at_most(Duration::from_secs(10))
             .for_element(Locator::Css(selector))
-            .await
-            .unwrap_or_else(|e| {
-                panic!(
-                    "no `{selector}` on {:?}: {e}",
-                    self.client.current_url().await
-                )
-            })
+            .await;
+        match found {
+            Ok(e) => e,
+            Err(e) => {
+                let at = self.client.current_url().await;
+                panic!("no `{selector}` on {at:?}: {e}")
+            }
+        }
     }
 
     pub async fn text(&self, selector: &str) -> String {
