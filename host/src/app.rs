@@ -234,7 +234,8 @@ pub async fn serve(app: App) -> Result<()> {
     spawn_store_probe(state.clone(), shutdown.clone());
     spawn_channel_sync(state.clone(), shutdown.clone());
 
-    let router = api::router(state);
+    // The console (`/console`) beside the API; the API's fallback answers the rest.
+    let router = api::router(state.clone()).merge(crate::console::router(state));
     let stop = shutdown.clone();
     crate::http_server::serve(
         listener,

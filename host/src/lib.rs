@@ -10,6 +10,7 @@ pub mod api;
 pub mod app;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod crypto;
 pub mod delivery;
 pub mod domain;

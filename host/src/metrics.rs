@@ -1,8 +1,8 @@
 //! Prometheus metrics: deliveries by channel and outcome, attempt latency.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -11,6 +11,11 @@ pub struct Metrics {
     pub deliveries: IntCounterVec,
     pub attempt_seconds: HistogramVec,
     pub http_requests: IntCounterVec,
+    /// Responses 429 (a rate limit or quota turned the request away).
+    pub http_rate_limited: IntCounter,
+    /// Plugin runs that did not finish, by tenant, channel and reason
+    /// (trap, cpu_budget, memory, wall_timeout, start, sandbox_denied).
+    pub plugin_failures: IntCounterVec,
     pub realtime_connections: IntGauge,
     pub realtime_refused: IntCounterVec,
     pub realtime_closed: IntCounterVec,
@@ -18,6 +23,9 @@ pub struct Metrics {
     pub handset_receipts: IntCounterVec,
     /// 1 while the store's last write probe succeeded, else 0.
     pub store_up: IntGauge,
+    /// Deliveries queued or sending, and how long the earliest due one has
+    /// waited (from the store, at scrape time).
+    pub queue: QueueGauges,
     /// Failure locks and the pumping guard.
     pub abuse: AbuseMetrics,
     /// What each plugin's attempts cost.
@@ -116,6 +124,43 @@ fn histogram(registry: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> 
     h
 }
 
+pub struct QueueGauges {
+    pub depth: IntGauge,
+    pub oldest_due_age_seconds: IntGauge,
+}
+
+impl QueueGauges {
+    fn new(r: &Registry) -> Self {
+        Self {
+            depth: gauge(
+                r,
+                "queue_depth",
+                "Deliveries queued or sending (every tenant)",
+            ),
+            oldest_due_age_seconds: gauge(
+                r,
+                "queue_oldest_due_age_seconds",
+                "Seconds the earliest due, unfinished delivery has waited past its due time (0: none overdue)",
+            ),
+        }
+    }
+}
+
+impl QueueGauges {
+    /// Reads the queue from the store (at scrape time); on a store error
+    /// the gauges keep their last values and the error is logged.
+    pub async fn refresh(&self, store: &dyn crate::store::Store, now_ms: i64) {
+        match store.queue_summary(None).await {
+            Ok(q) => {
+                self.depth.set(i64::try_from(q.depth).unwrap_or(i64::MAX));
+                let overdue = q.oldest_due_at.map_or(0, |at| (now_ms - at).max(0) / 1000);
+                self.oldest_due_age_seconds.set(overdue);
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read the queue for its gauges"),
+        }
+    }
+}
+
 /// Failure locks and the pumping guard.
 pub struct AbuseMetrics {
     /// Second-factor locks (consecutive failures), by tenant and kind (user | verify).
@@ -191,20 +236,33 @@ fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
     g
 }
 
+fn attempt_histogram(registry: &Registry) -> HistogramVec {
+    let h = HistogramVec::new(
+        HistogramOpts::new("delivery_attempt_duration_seconds", "Time one attempt took").buckets(
+            vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ],
+        ),
+        &["channel"],
+    )
+    .unwrap_or_else(|e| panic!("static metric definition: {e}"));
+    let _ = registry.register(Box::new(h.clone()));
+    h
+}
+
+fn plain_counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::new(name, help)
+        .unwrap_or_else(|e| panic!("static metric definition {name}: {e}"));
+    let _ = registry.register(Box::new(c.clone()));
+    c
+}
+
 impl Metrics {
     pub fn new() -> Self {
         let registry =
             Registry::new_custom(Some("postern".into()), None).unwrap_or_else(|_| Registry::new());
         let r = &registry;
-        let attempt_seconds = HistogramVec::new(
-            HistogramOpts::new("delivery_attempt_duration_seconds", "Time one attempt took")
-                .buckets(vec![
-                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-                ]),
-            &["channel"],
-        )
-        .unwrap_or_else(|e| panic!("static metric definition: {e}"));
-        let _ = registry.register(Box::new(attempt_seconds.clone()));
+        let attempt_seconds = attempt_histogram(r);
         let realtime_connections = gauge(
             r,
             "realtime_connections",
@@ -228,6 +286,17 @@ impl Metrics {
                 "http_responses_total",
                 "HTTP responses by status class",
                 &["class"],
+            ),
+            http_rate_limited: plain_counter(
+                r,
+                "http_rate_limited_total",
+                "HTTP responses 429 (rate limits and quotas)",
+            ),
+            plugin_failures: counter(
+                r,
+                "plugin_failures_total",
+                "Plugin runs that trapped, hit a limit or were refused by the sandbox, by reason",
+                &["tenant", "channel", "reason"],
             ),
             realtime_refused: counter(
                 r,
@@ -258,6 +327,7 @@ impl Metrics {
                 "store_up",
                 "1 while the store accepts writes (the readiness probe), else 0",
             ),
+            queue: QueueGauges::new(r),
             abuse: AbuseMetrics::new(r),
             plugins: PluginMetrics::new(r),
             rollout: RolloutMetrics::new(r),

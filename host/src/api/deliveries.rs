@@ -148,16 +148,29 @@ pub async fn test_channel(
     ClientInfo(caller): ClientInfo,
     ApiJson(body): ApiJson<TestRequest>,
 ) -> Result<Response, ApiError> {
+    let delivery = send_test(&state, access.tenant, p.name, body.send_to, caller).await?;
+    Ok(delivery_response(delivery))
+}
+
+/// One real delivery with a throwaway code through a tenant's channel
+/// (the API's `channels/{name}/test` and the console's "send test").
+pub async fn send_test(
+    state: &AppState,
+    tenant: crate::domain::TenantName,
+    channel: String,
+    send_to: String,
+    caller: crate::twofa::Caller,
+) -> Result<DeliveryRecord, ApiError> {
     let ttl = state.config.api.two_fa_token_ttl_seconds;
     let code = random_code(state.config.limits.code_length);
     // The locale chain as for a real code: the header, then the number's country.
-    let prefs = Preferences::chain(None, caller.accept_language.as_deref(), &body.send_to);
+    let prefs = Preferences::chain(None, caller.accept_language.as_deref(), &send_to);
     let locale = state
         .registry
-        .get(&access.tenant, &p.name)
+        .get(&tenant, &channel)
         .map(|c| c.messages.choose(&prefs).to_string());
     let message = Message {
-        send_to: body.send_to,
+        send_to,
         // Rendered by the channel before the attempt.
         text: String::new(),
         code,
@@ -169,15 +182,14 @@ pub async fn test_channel(
         email: None,
     };
     let req = Enqueue {
-        tenant: access.tenant,
-        channel: p.name,
+        tenant,
+        channel,
         message,
         username: None,
         expires_at: state.clock.now_ms() + i64::from(ttl) * 1000,
         alternates: BTreeMap::new(),
     };
-    let delivery = state.queue.submit(req).await?;
-    Ok(delivery_response(delivery))
+    Ok(state.queue.submit(req).await?)
 }
 
 /// 200 when delivered or queued for a retry; 502 with the record when the

@@ -272,6 +272,9 @@ async fn count_responses(
     next: axum::middleware::Next,
 ) -> Response {
     let resp = next.run(req).await.into_response();
+    if resp.status() == StatusCode::TOO_MANY_REQUESTS {
+        state.metrics.http_rate_limited.inc();
+    }
     let class = match resp.status().as_u16() {
         200..=299 => "2xx",
         300..=399 => "3xx",

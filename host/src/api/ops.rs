@@ -130,6 +130,11 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     super::abuse::refresh_gauges(&state).await;
+    state
+        .metrics
+        .queue
+        .refresh(state.store.as_ref(), state.clock.now_ms())
+        .await;
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),

@@ -152,6 +152,8 @@ pub struct SendOutcome {
     /// What the plugin call used, for plugin senders (boxed: outcomes are
     /// passed by value and most have none).
     pub resources: Option<Box<Resources>>,
+    /// Why a plugin did not finish (`trap`, `cpu_budget`, …), for the metrics.
+    pub plugin_failure: Option<&'static str>,
 }
 
 /// What one plugin call used: CPU time, peak linear memory, outbound HTTP
@@ -183,6 +185,7 @@ impl SendOutcome {
             log: None,
             plugin_sha256: None,
             resources: None,
+            plugin_failure: None,
         }
     }
     pub fn with_provider_id(mut self, id: Option<String>) -> Self {

@@ -39,6 +39,17 @@ pub(crate) enum Failure {
 }
 
 impl Failure {
+    /// A stable short id for metrics (`postern_plugin_failures_total`).
+    pub(crate) fn reason(&self) -> &'static str {
+        match self {
+            Failure::WallTimeout => "wall_timeout",
+            Failure::CpuBudget => "cpu_budget",
+            Failure::Memory => "memory",
+            Failure::Start(_) => "start",
+            Failure::Trap(_) => "trap",
+        }
+    }
+
     pub(crate) fn detail(&self, limits: &Limits) -> String {
         match self {
             Failure::WallTimeout => format!(

@@ -104,6 +104,11 @@ impl Sender for PluginSender {
             .await;
         let name = &self.plugin.info.name;
         let denial = run.journal.denial();
+        let failure = match &run.result {
+            Err(f) => Some(f.reason()),
+            Ok(Returned::Delivered(Err(_))) => denial.as_ref().map(|_| "sandbox_denied"),
+            Ok(_) => None,
+        };
         let mut outcome = match run.result {
             Ok(Returned::Delivered(Ok(receipt))) => {
                 SendOutcome::delivered(format!("delivered by plugin {name}"))
@@ -136,6 +141,7 @@ impl Sender for PluginSender {
         outcome.log = run.journal.render();
         outcome.plugin_sha256 = Some(self.plugin.sha256.clone());
         outcome.resources = Some(Box::new(run.usage.resources(name)));
+        outcome.plugin_failure = failure;
         outcome
     }
 }

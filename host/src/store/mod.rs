@@ -48,6 +48,7 @@ mod backend;
 mod codes;
 #[cfg(test)]
 mod conformance;
+mod console;
 mod failures;
 mod faults;
 mod fraud;
@@ -74,6 +75,9 @@ use thiserror::Error;
 pub use audit::AuditStore;
 pub use backend::{Arg, Backend, Cols, SqlStore};
 pub use codes::CodeStore;
+pub use console::{
+    ConsoleSessionRow, ConsoleStore, DeliverySearch, OutcomeBucket, PluginOutcome, QueueSummary,
+};
 pub use failures::{FailureCount, FailureStore, LOCKED_UNTIL_UNLOCKED};
 pub use fraud::{FlaggedPrefix, FraudStore};
 pub use postgres::PgStore;
@@ -90,8 +94,8 @@ pub use users::UserStore;
 /// The store traits, for callers: `use crate::store::prelude::*;`.
 pub mod prelude {
     pub use super::{
-        AuditStore, CodeStore, FailureStore, FraudStore, QueueStore, RateStore, ReceiptStore,
-        RolloutStore, Store, TenantStore, UserStore,
+        AuditStore, CodeStore, ConsoleStore, FailureStore, FraudStore, QueueStore, RateStore,
+        ReceiptStore, RolloutStore, Store, TenantStore, UserStore,
     };
 }
 
@@ -154,6 +158,7 @@ pub trait Store:
     + FailureStore
     + FraudStore
     + RolloutStore
+    + ConsoleStore
     + Send
     + Sync
 {

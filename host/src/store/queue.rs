@@ -106,7 +106,8 @@ fn claimed(r: &impl Cols) -> Result<ClaimedDelivery> {
     })
 }
 
-const RECORD_COLUMNS: &str = "id, channel, send_to_masked, status, log, username, provider_id,
+pub(super) const RECORD_COLUMNS: &str =
+    "id, channel, send_to_masked, status, log, username, provider_id,
     fallback_of, expires_at, created_at, locale, sms_encoding, sms_segments";
 
 fn record(r: &impl Cols) -> Result<DeliveryRecord> {
@@ -171,7 +172,7 @@ impl<B: Backend> SqlStore<B> {
     }
 
     /// Records with their attempts, in the order of `rows`.
-    async fn records(&self, rows: Vec<B::Rec>) -> Result<Vec<DeliveryRecord>> {
+    pub(super) async fn records(&self, rows: Vec<B::Rec>) -> Result<Vec<DeliveryRecord>> {
         let mut out = rows.iter().map(record).collect::<Result<Vec<_>>>()?;
         let ids: Vec<String> = out.iter().map(|d| d.id.clone()).collect();
         for (id, attempt) in self.attempts_of(&ids).await? {

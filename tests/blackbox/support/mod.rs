@@ -2,6 +2,7 @@
 //! SMTP server and HTTP receivers on loopback, a test CA.
 
 pub mod api;
+pub mod browser;
 pub mod faults;
 pub mod http;
 pub mod pg;

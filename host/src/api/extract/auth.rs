@@ -186,3 +186,25 @@ pub async fn session_user(
     }
     store.user_by_id(tenant.as_str(), user_id).await
 }
+
+/// Whom a presented key signs in as: the admin token is the operator, a
+/// tenant's API key that tenant (the console's sign-in).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyScope {
+    Operator,
+    Tenant(TenantName),
+}
+
+/// The scope of `token`, or `None` when it is no key postern issued.
+pub async fn key_scope(state: &AppState, token: &str) -> Result<Option<KeyScope>, StoreError> {
+    if state.is_admin_token(token) {
+        return Ok(Some(KeyScope::Operator));
+    }
+    let tenant = state
+        .store
+        .tenant_by_key_hash(&sha256_hex(token.as_bytes()))
+        .await?;
+    Ok(tenant
+        .and_then(|t| TenantName::parse(&t).ok())
+        .map(KeyScope::Tenant))
+}

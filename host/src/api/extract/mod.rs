@@ -18,7 +18,8 @@ use super::error::ApiError;
 use crate::domain::Method;
 use crate::twofa::{Caller, Supplied};
 pub use auth::{
-    Admin, KeyOrSession, PublicTenant, Session, TenantAccess, path_tenant, session_user,
+    Admin, KeyOrSession, KeyScope, PublicTenant, Session, TenantAccess, key_scope, path_tenant,
+    session_user,
 };
 pub use body::{ApiJson, ApiPath, ApiQuery, parse_json};
 

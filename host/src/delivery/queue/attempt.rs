@@ -108,6 +108,13 @@ impl Queue {
         let class = outcome.class.as_str();
         let labels = [tenant.as_str(), channel.name.as_str(), class];
         self.metrics.attempts.with_label_values(&labels).inc();
+        if let Some(reason) = outcome.plugin_failure {
+            let labels = [tenant.as_str(), channel.name.as_str(), reason];
+            self.metrics
+                .plugin_failures
+                .with_label_values(&labels)
+                .inc();
+        }
         self.metrics
             .attempt_seconds
             .with_label_values(&[channel.name.as_str()])
