@@ -234,7 +234,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
-        .route("/openapi.json", get(ops::openapi))
+        .route("/openapi.json", get(openapi::openapi))
         .route("/admin/v1/tenants", get(admin::list).post(admin::create))
         .route(
             "/admin/v1/tenants/{name}",

@@ -1,5 +1,5 @@
 //! Operations: liveness, readiness (store and channels' last health),
-//! Prometheus metrics and the route serving the OpenAPI document.
+//! Prometheus metrics.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -140,10 +140,4 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         state.metrics.render(),
     )
         .into_response()
-}
-
-#[utoipa::path(get, path = "/openapi.json", tag = "operations",
-    responses((status = 200, description = "This document")))]
-pub async fn openapi() -> Json<serde_json::Value> {
-    Json(super::openapi::document())
 }

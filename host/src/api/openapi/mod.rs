@@ -17,11 +17,17 @@ pub fn document() -> serde_json::Value {
     doc
 }
 
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "This document")))]
+pub async fn openapi() -> axum::Json<serde_json::Value> {
+    axum::Json(document())
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "postern", description = "Delivery and checking of one-time 2FA codes. Errors: {success:false, error, errorType, details}."),
     paths(
-        super::ops::healthz, super::ops::readyz, super::ops::metrics, super::ops::openapi,
+        super::ops::healthz, super::ops::readyz, super::ops::metrics, openapi,
         super::deliveries::list, super::deliveries::get_one,
         super::deliveries::test_channel,
         super::channels::list, super::channels::get_one, super::channels::put, super::channels::delete,
