@@ -38,6 +38,17 @@ async fn stage(p: &Postern, key: &str, name: &str, query: &str, bytes: Vec<u8>) 
     upload(p, "acme", key, &format!("{name}?{query}"), WASM, bytes).await
 }
 
+/// Stages `misbehave` as a 100 % canary of plugin `x`; its sha256.
+async fn stage_full_canary(p: &Postern, key: &str) -> String {
+    let query = "canary=100&accept=permissions";
+    let (s, v) = stage(p, key, "x", query, wasm("misbehave")).await;
+    assert_eq!(s, 200, "{v}");
+    v["plugin"]["rollout"]["sha256"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 async fn rollout(p: &Postern, key: &str, name: &str) -> Value {
     let (s, v) = req(
         p,
@@ -236,19 +247,7 @@ async fn a_good_canary_is_promoted_and_bad_requests_are_refused() {
         "{v}"
     );
     assert_eq!(rollout(&p, &key, "x").await, Value::Null);
-    let (s, v) = stage(
-        &p,
-        &key,
-        "x",
-        "canary=100&accept=permissions",
-        wasm("misbehave"),
-    )
-    .await;
-    assert_eq!(s, 200, "{v}");
-    let canary = v["plugin"]["rollout"]["sha256"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let canary = stage_full_canary(&p, &key).await;
     for i in 0..4 {
         let d = deliver(&p, &key, "c", &format!("u{i}")).await;
         assert_eq!(
@@ -287,19 +286,7 @@ async fn a_canary_rolled_back_by_hand() {
     let p = Postern::start(CONFIG).await;
     let key = tenant(&p, "acme").await;
     let stable = noop_channel(&p, &key, "ok").await;
-    let (s, v) = stage(
-        &p,
-        &key,
-        "x",
-        "canary=100&accept=permissions",
-        wasm("misbehave"),
-    )
-    .await;
-    assert_eq!(s, 200, "{v}");
-    let canary = v["plugin"]["rollout"]["sha256"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let canary = stage_full_canary(&p, &key).await;
     assert_eq!(ran_on(&deliver(&p, &key, "c", "u1").await), canary);
     let (s, v) = req(&p, "POST", "/t/acme/api/v1/plugins/x/rollback", &key, None).await;
     assert_eq!(s, 200, "{v}");
@@ -342,19 +329,7 @@ async fn two_hosts_agree_on_a_rollout() {
     );
     let key = tenant(&a, "acme").await;
     let stable = noop_channel(&a, &key, "trap").await;
-    let (s, v) = stage(
-        &a,
-        &key,
-        "x",
-        "canary=100&accept=permissions",
-        wasm("misbehave"),
-    )
-    .await;
-    assert_eq!(s, 200, "{v}");
-    let canary = v["plugin"]["rollout"]["sha256"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let canary = stage_full_canary(&a, &key).await;
     let r = rollout(&b, &key, "x").await;
     assert_eq!(
         (r["state"].as_str(), r["sha256"].as_str()),
