@@ -97,7 +97,9 @@ async fn security_headers(req: axum::extract::Request, next: axum::middleware::N
     );
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        // `same-origin`, not `no-referrer`: with the latter Chromium sends
+        // `Origin: null` on the console's own form posts.
+        HeaderValue::from_static("same-origin"),
     );
     h.insert(
         "cross-origin-opener-policy",

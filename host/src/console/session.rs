@@ -108,16 +108,20 @@ impl FromRequestParts<AppState> for Viewer {
     }
 }
 
-/// Refuses a post another site made the browser send: an `Origin` that is
-/// not this host, or `Sec-Fetch-Site: cross-site`. (SameSite=Strict keeps
-/// the cookie off such posts too; the CSRF token is the last line.)
+/// Refuses a post another site made the browser send. A browser's
+/// `Sec-Fetch-Site` decides when present (only `same-origin` passes: a page
+/// on another port of this host is `same-site` and still another origin);
+/// otherwise an `Origin` must name this host (`null` does not). A client
+/// that sends neither is not a browser another site can steer; the CSRF
+/// token still has to match, and SameSite=Strict keeps the cookie off
+/// cross-site posts.
 pub fn same_origin(headers: &HeaderMap) -> Result<(), ConsoleError> {
     let refused = || ConsoleError::forbidden("Cross-site form posts are refused.");
-    if headers
-        .get("sec-fetch-site")
-        .is_some_and(|v| v.as_bytes() == b"cross-site")
-    {
-        return Err(refused());
+    if let Some(site) = headers.get("sec-fetch-site") {
+        return match site.as_bytes() {
+            b"same-origin" => Ok(()),
+            _ => Err(refused()),
+        };
     }
     let Some(origin) = headers.get(header::ORIGIN) else {
         return Ok(());

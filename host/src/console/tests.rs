@@ -107,4 +107,15 @@ fn posts_from_other_origins_are_refused() {
     h.insert("origin", HeaderValue::from_static("http://127.0.0.1:8080"));
     h.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
     assert!(same_origin(&h).is_err());
+    h.insert("sec-fetch-site", HeaderValue::from_static("same-site"));
+    assert!(
+        same_origin(&h).is_err(),
+        "another port of this host is same-site, not same-origin"
+    );
+    h.insert("origin", HeaderValue::from_static("null"));
+    h.insert("sec-fetch-site", HeaderValue::from_static("same-origin"));
+    assert!(
+        same_origin(&h).is_ok(),
+        "the browser attests its own form post, whatever Origin says"
+    );
 }
