@@ -77,7 +77,6 @@ async fn sign_in(b: &Browser, p: &Postern, key: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "not passing yet: the browser stays on /console/sign-in after submitting the form (issue 17 follow-up)"]
 async fn a_tenant_walks_through_the_console_in_a_real_browser() {
     let Some(b) = Browser::start().await else {
         return;
@@ -104,6 +103,11 @@ async fn a_tenant_walks_through_the_console_in_a_real_browser() {
     );
     b.css("#chart-hook svg rect.delivered").await;
     b.css("#chart-flaky svg rect.failed").await;
+    let health = b.text("#health").await;
+    assert!(
+        health.contains("hook") && health.contains("flaky") && !health.contains("globexhook"),
+        "every channel of this tenant, checked or not yet: {health}"
+    );
     b.screenshot("overview").await;
 
     // The deliveries the test just made, newest first, each with its attempts.
@@ -224,7 +228,6 @@ async fn attacker(target: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "not passing yet: the browser stays on /console/sign-in after submitting the form (issue 17 follow-up)"]
 async fn a_form_posted_from_another_site_is_refused() {
     let Some(b) = Browser::start().await else {
         return;

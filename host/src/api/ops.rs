@@ -41,6 +41,15 @@ impl HealthBoard {
             .clone()
     }
 
+    /// A channel's entry: `name` for the `default` tenant, `tenant/name` otherwise.
+    pub fn key(tenant: &crate::domain::TenantName, name: &impl std::fmt::Display) -> String {
+        if tenant.as_str() == "default" {
+            name.to_string()
+        } else {
+            format!("{tenant}/{name}")
+        }
+    }
+
     fn set(&self, key: String, h: ChannelHealth) {
         self.entries
             .lock()
@@ -51,11 +60,7 @@ impl HealthBoard {
     /// Probes every channel once; logs channels that fail.
     pub async fn refresh(&self, state: &AppState) {
         for (tenant, ch) in state.registry.all() {
-            let key = if tenant.as_str() == "default" {
-                ch.name.to_string()
-            } else {
-                format!("{tenant}/{}", ch.name)
-            };
+            let key = Self::key(&tenant, &ch.name);
             let probe =
                 tokio::time::timeout(Duration::from_secs(15), ch.sender.check_health()).await;
             let now = Some(crate::store::rfc3339(state.clock.now_ms()));

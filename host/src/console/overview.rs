@@ -15,6 +15,7 @@ use super::frame::Frame;
 use super::session::Viewer;
 use super::view::{ConsoleError, when};
 use crate::api::AppState;
+use crate::api::ops::HealthBoard;
 use crate::store::{DeliveryStatus, OutcomeBucket};
 
 /// A chart's time span and bucket size.
@@ -169,27 +170,35 @@ pub async fn page(
     )
 }
 
-/// The health board's entries of `tenant` (all for the operator's view);
-/// keys are `name` for `default` and `tenant/name` otherwise.
+/// Every channel of `tenant` (all for the operator's view) with the health
+/// board's last probe; a channel created since the last probe (they run
+/// every minute) shows as `unchecked` rather than missing. Names are shown
+/// bare in a tenant's view, `tenant/name` in the operator's.
 pub fn health_rows(state: &AppState, tenant: Option<&str>) -> Vec<Value> {
-    state
-        .health
-        .snapshot()
+    let board = state.health.snapshot();
+    let mut rows: Vec<(String, Value)> = state
+        .registry
+        .all()
         .into_iter()
-        .filter_map(|(key, h)| {
-            let (t, name) = key.split_once('/').unwrap_or(("default", key.as_str()));
-            if tenant.is_some_and(|want| want != t) {
-                return None;
-            }
+        .filter(|(t, _)| tenant.is_none_or(|want| want == t.as_str()))
+        .map(|(t, ch)| {
+            let key = HealthBoard::key(&t, &ch.name);
             let shown = if tenant.is_some() {
-                name.to_string()
+                ch.name.to_string()
             } else {
                 key.clone()
             };
-            Some(json!({ "name": shown, "kind": h.kind, "status": h.status,
-                         "detail": h.detail, "checked_at": h.checked_at }))
+            let row = match board.get(&key) {
+                Some(h) => json!({ "name": shown, "kind": h.kind, "status": h.status,
+                                   "detail": h.detail, "checked_at": h.checked_at }),
+                None => json!({ "name": shown, "kind": ch.sender.kind(), "status": "unchecked",
+                                "detail": "not probed yet (every minute)" }),
+            };
+            (shown, row)
         })
-        .collect()
+        .collect();
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    rows.into_iter().map(|(_, r)| r).collect()
 }
 
 #[cfg(test)]
