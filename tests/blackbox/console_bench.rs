@@ -89,8 +89,9 @@ async fn session(p: &Postern, key: &str) -> String {
     set.split(';').next().unwrap().to_string()
 }
 
-/// The server time (ms) of `ROUNDS` requests: (median, max).
-async fn time(p: &Postern, cookie: &str, path: &str) -> (f64, f64) {
+/// The server time (ms) of `ROUNDS` requests: (first, median, max). The
+/// first of an overview fills the console's cache of settled hours.
+async fn time(p: &Postern, cookie: &str, path: &str) -> (f64, f64, f64) {
     let mut ms = Vec::new();
     for _ in 0..ROUNDS {
         let r = Postern::client()
@@ -109,14 +110,15 @@ async fn time(p: &Postern, cookie: &str, path: &str) -> (f64, f64) {
         ms.push(t);
         r.bytes().await.unwrap();
     }
+    let first = ms[0];
     ms.sort_by(f64::total_cmp);
-    (ms[ROUNDS / 2], ms[ROUNDS - 1])
+    (first, ms[ROUNDS / 2], ms[ROUNDS - 1])
 }
 
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "benchmark: scripts/bench"]
 async fn bench_console_pages() {
-    let p = Postern::start_on("", None, &[]).await;
+    let p = Postern::start(crate::console::CONFIG).await;
     let key = tenant(&p, "acme").await;
     let (s, _) = req(
         &p,
@@ -134,7 +136,10 @@ async fn bench_console_pages() {
     println!(
         "\nconsole pages, {DELIVERIES} deliveries stored (SQLite), server time over {ROUNDS} requests"
     );
-    println!("{:<48} {:>10} {:>10}", "page", "median ms", "max ms");
+    println!(
+        "{:<48} {:>10} {:>10} {:>10}",
+        "page", "first ms", "median ms", "max ms"
+    );
     let pages = [
         (&tenant_cookie, "/console"),
         (&tenant_cookie, "/console?window=hour"),
@@ -153,7 +158,7 @@ async fn bench_console_pages() {
         (&operator, "/console/tenants"),
     ];
     for (cookie, path) in pages {
-        let (median, max) = time(&p, cookie, path).await;
-        println!("{path:<48} {median:>10.1} {max:>10.1}");
+        let (first, median, max) = time(&p, cookie, path).await;
+        println!("{path:<48} {first:>10.1} {median:>10.1} {max:>10.1}");
     }
 }

@@ -18,6 +18,7 @@ mod deliveries;
 mod frame;
 mod overview;
 mod resources;
+mod rollup;
 mod session;
 mod view;
 
@@ -32,6 +33,7 @@ use axum::routing::{get, post};
 
 use crate::api::AppState;
 
+pub use rollup::HourCache;
 pub use session::{COOKIE, Viewer};
 
 /// The stylesheet every page links (the only asset).

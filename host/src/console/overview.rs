@@ -12,11 +12,12 @@ use serde_json::{Value, json};
 
 use super::chart::{self, Chart};
 use super::frame::Frame;
+use super::rollup::{self, Figures, HOUR_MS};
 use super::session::Viewer;
 use super::view::{ConsoleError, when};
 use crate::api::AppState;
 use crate::api::ops::HealthBoard;
-use crate::store::{DeliveryStatus, OutcomeBucket};
+use crate::domain::TenantName;
 
 /// A chart's time span and bucket size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,15 +45,77 @@ impl Window {
         }
     }
 
-    /// (span, bucket) in ms: 12 × 5 min, 24 × 1 h, 14 × 12 h.
-    pub fn spans(self) -> (i64, i64) {
+    /// (bucket ms, buckets): 12 × 5 min, 24 × 1 h, 14 × 12 h.
+    pub fn buckets(self) -> (i64, usize) {
         const MIN: i64 = 60_000;
         match self {
-            Self::Hour => (60 * MIN, 5 * MIN),
-            Self::Day => (24 * 60 * MIN, 60 * MIN),
-            Self::Week => (7 * 24 * 60 * MIN, 12 * 60 * MIN),
+            Self::Hour => (5 * MIN, 12),
+            Self::Day => (HOUR_MS, 24),
+            Self::Week => (12 * HOUR_MS, 14),
         }
     }
+
+    /// The first bucket's start: buckets are aligned to the clock (UTC), the
+    /// last one is the current, partial one.
+    pub fn first(self, now: i64) -> i64 {
+        let (bucket, count) = self.buckets();
+        now.div_euclid(bucket) * bucket - (count as i64 - 1) * bucket
+    }
+}
+
+/// The window's figures per bucket: the last hour from the rows, longer
+/// windows from hours (settled ones kept in memory, see `rollup`). The
+/// operator's are the sum of every tenant's, so each read stays on the
+/// `(tenant, created_at)` index.
+async fn figures(
+    state: &AppState,
+    tenant: Option<&str>,
+    w: Window,
+    now: i64,
+) -> Result<Vec<Figures>, ConsoleError> {
+    let Some(tenant) = tenant else {
+        let mut names: Vec<String> = state
+            .store
+            .list_tenants()
+            .await?
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        names.push(TenantName::default_tenant().as_str().to_string());
+        names.sort_unstable();
+        names.dedup();
+        let mut sum = Vec::new();
+        for t in &names {
+            let one = tenant_figures(state, t, w, now).await?;
+            sum = if sum.is_empty() {
+                one
+            } else {
+                Figures::zip_add(sum, &one)
+            };
+        }
+        return Ok(sum);
+    };
+    tenant_figures(state, tenant, w, now).await
+}
+
+async fn tenant_figures(
+    state: &AppState,
+    tenant: &str,
+    w: Window,
+    now: i64,
+) -> Result<Vec<Figures>, ConsoleError> {
+    let (bucket, count) = w.buckets();
+    let first = w.first(now);
+    let store = state.store.as_ref();
+    if bucket < HOUR_MS {
+        return Ok(rollup::from_rows(store, Some(tenant), first, bucket, count).await?);
+    }
+    let per = (bucket / HOUR_MS) as usize;
+    let hours = state
+        .console_hours
+        .hours(store, Some(tenant), first, count * per, now)
+        .await?;
+    Ok(Figures::fold(&hours, per))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -62,24 +125,12 @@ pub struct OverviewQuery {
 }
 
 /// One channel's counts per bucket (series order of [`chart::SERIES`]).
-fn per_channel(rows: &[OutcomeBucket], buckets: usize) -> BTreeMap<String, Vec<[u64; 4]>> {
+fn per_channel(buckets: &[Figures]) -> BTreeMap<String, Vec<[u64; 4]>> {
     let mut out: BTreeMap<String, Vec<[u64; 4]>> = BTreeMap::new();
-    for r in rows {
-        let series = match (r.status, r.retried) {
-            (DeliveryStatus::Delivered, false) => 0,
-            (DeliveryStatus::Delivered, true) => 1,
-            (DeliveryStatus::Failed, _) => 2,
-            (DeliveryStatus::Expired, _) => 3,
-            _ => continue,
-        };
-        let Ok(i) = usize::try_from(r.bucket) else {
-            continue;
-        };
-        let slots = out
-            .entry(r.channel.clone())
-            .or_insert_with(|| vec![[0; 4]; buckets]);
-        if let Some(slot) = slots.get_mut(i) {
-            slot[series] += r.count;
+    for (i, f) in buckets.iter().enumerate() {
+        for (ch, counts) in &f.channels {
+            out.entry(ch.clone())
+                .or_insert_with(|| vec![[0; 4]; buckets.len()])[i] = *counts;
         }
     }
     out
@@ -101,7 +152,8 @@ fn success_rate(t: &[u64; 4]) -> Option<String> {
 }
 
 fn channel_rows(charts: &BTreeMap<String, Vec<[u64; 4]>>, w: Window) -> Vec<Value> {
-    let (span, _) = w.spans();
+    let (bucket, count) = w.buckets();
+    let span = bucket * count as i64;
     let labels = || (format!("-{}", human_span(span)), "now".to_string());
     charts
         .iter()
@@ -134,20 +186,11 @@ pub async fn page(
     let w = Window::parse(q.window.as_deref())?;
     let tenant = frame.tenant.as_ref().map(|t| t.as_str());
     let now = state.clock.now_ms();
-    let (span, bucket) = w.spans();
-    let since = now - span;
-    let rows = state.store.outcome_buckets(tenant, since, bucket).await?;
-    let charts = per_channel(&rows, (span / bucket) as usize);
-    let all = totals(
-        &charts
-            .values()
-            .flat_map(|b| b.iter().copied())
-            .collect::<Vec<_>>(),
-    );
-    let q = state
-        .store
-        .delivered_quantiles(tenant, since, &[0.5, 0.95])
-        .await?;
+    let buckets = figures(&state, tenant, w, now).await?;
+    let charts = per_channel(&buckets);
+    let all = totals(&charts.values().flatten().copied().collect::<Vec<_>>());
+    let took = Figures::total(&buckets);
+    let q = [took.quantile(0.5), took.quantile(0.95)];
     let queue = state.store.queue_summary(tenant).await?;
     let overdue = queue.oldest_due_at.map(|at| ((now - at).max(0)) / 1000);
     let health = health_rows(&state, tenant);
@@ -160,8 +203,8 @@ pub async fn page(
             "channels": channel_rows(&charts, w),
             "total": { "delivered": all[0], "retried": all[1], "failed": all[2],
                        "expired": all[3], "rate": success_rate(&all) },
-            "p50": q.first().copied().flatten(),
-            "p95": q.get(1).copied().flatten(),
+            "p50": q[0],
+            "p95": q[1],
             "queue": { "depth": queue.depth,
                        "oldest_due": queue.oldest_due_at.map(when),
                        "overdue_s": overdue },
@@ -205,39 +248,17 @@ pub fn health_rows(state: &AppState, tenant: Option<&str>) -> Vec<Value> {
 mod tests {
     use super::*;
 
-    fn row(
-        channel: &str,
-        bucket: i64,
-        status: DeliveryStatus,
-        retried: bool,
-        n: u64,
-    ) -> OutcomeBucket {
-        OutcomeBucket {
-            channel: channel.into(),
-            bucket,
-            status,
-            retried,
-            count: n,
-        }
-    }
-
     #[test]
-    fn outcomes_land_in_their_channel_bucket_and_series() {
-        let rows = [
-            row("sms", 0, DeliveryStatus::Delivered, false, 3),
-            row("sms", 0, DeliveryStatus::Delivered, true, 1),
-            row("sms", 11, DeliveryStatus::Failed, true, 2),
-            row("mail", 5, DeliveryStatus::Expired, false, 4),
-            row("mail", 99, DeliveryStatus::Failed, false, 9),
-        ];
-        let c = per_channel(&rows, 12);
+    fn outcomes_land_in_their_channel_bucket() {
+        let mut hours = vec![Figures::default(); 12];
+        hours[0].channels.insert("sms".into(), [3, 1, 0, 0]);
+        hours[11].channels.insert("sms".into(), [0, 0, 2, 0]);
+        hours[5].channels.insert("mail".into(), [0, 0, 0, 4]);
+        let c = per_channel(&hours);
+        assert_eq!(c["sms"].len(), 12);
         assert_eq!(c["sms"][0], [3, 1, 0, 0]);
         assert_eq!(c["sms"][11], [0, 0, 2, 0]);
-        assert_eq!(
-            totals(&c["mail"]),
-            [0, 0, 0, 4],
-            "outside the window is dropped"
-        );
+        assert_eq!(totals(&c["mail"]), [0, 0, 0, 4]);
         assert_eq!(success_rate(&totals(&c["sms"])).as_deref(), Some("66.7"));
         assert_eq!(success_rate(&[0; 4]), None);
     }
@@ -245,10 +266,12 @@ mod tests {
     #[test]
     fn windows_parse_and_default_to_a_day() {
         assert_eq!(Window::parse(None).unwrap(), Window::Day);
-        assert_eq!(
-            Window::parse(Some("week")).unwrap().spans().0,
-            7 * 86_400_000
-        );
+        let week = Window::parse(Some("week")).unwrap();
+        assert_eq!(week.buckets(), (12 * HOUR_MS, 14));
+        let now = 1_764_650_000_000;
+        let first = week.first(now);
+        assert_eq!(first % (12 * HOUR_MS), 0, "aligned to the clock");
+        assert!(now - first > 13 * 12 * HOUR_MS && now - first <= 14 * 12 * HOUR_MS);
         assert!(Window::parse(Some("year")).is_err());
     }
 }

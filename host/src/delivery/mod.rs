@@ -152,8 +152,6 @@ pub struct SendOutcome {
     /// What the plugin call used, for plugin senders (boxed: outcomes are
     /// passed by value and most have none).
     pub resources: Option<Box<Resources>>,
-    /// Why a plugin did not finish (`trap`, `cpu_budget`, …), for the metrics.
-    pub plugin_failure: Option<&'static str>,
 }
 
 /// What one plugin call used: CPU time, peak linear memory, outbound HTTP
@@ -165,6 +163,8 @@ pub struct Resources {
     pub cpu_us: u64,
     pub peak_memory_bytes: u64,
     pub http_requests: u32,
+    /// Why the plugin did not finish (`trap`, `cpu_budget`, …), for the metrics.
+    pub failure: Option<&'static str>,
 }
 
 impl SendOutcome {
@@ -185,7 +185,6 @@ impl SendOutcome {
             log: None,
             plugin_sha256: None,
             resources: None,
-            plugin_failure: None,
         }
     }
     pub fn with_provider_id(mut self, id: Option<String>) -> Self {

@@ -18,7 +18,7 @@ use super::bindings::{DeliveryError, Message as WitMessage};
 use super::call::{Call, Failure, Returned};
 use super::runtime::{LoadedPlugin, PluginRuntime};
 use super::sandbox::{ChannelSandbox, Sandbox};
-use crate::delivery::{Message, OutcomeClass, SendOutcome, Sender};
+use crate::delivery::{Message, OutcomeClass, Resources, SendOutcome, Sender};
 
 pub struct PluginSender {
     runtime: Arc<PluginRuntime>,
@@ -140,8 +140,10 @@ impl Sender for PluginSender {
         };
         outcome.log = run.journal.render();
         outcome.plugin_sha256 = Some(self.plugin.sha256.clone());
-        outcome.resources = Some(Box::new(run.usage.resources(name)));
-        outcome.plugin_failure = failure;
+        outcome.resources = Some(Box::new(Resources {
+            failure,
+            ..run.usage.resources(name)
+        }));
         outcome
     }
 }

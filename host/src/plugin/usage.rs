@@ -28,6 +28,7 @@ impl Usage {
             cpu_us: u64::try_from(u.cpu.as_micros()).unwrap_or(u64::MAX),
             peak_memory_bytes: u.peak_memory_bytes,
             http_requests: u.http_requests,
+            failure: None,
         }
     }
 }

@@ -122,6 +122,7 @@ fn delivered() -> Finish {
                 cpu_us: 1_500,
                 peak_memory_bytes: 2 << 20,
                 http_requests: 1,
+                failure: None,
             }),
         }),
         status: DeliveryStatus::Delivered,

@@ -15,7 +15,8 @@ pub struct ConsoleSessionRow {
     pub expires_at: i64,
 }
 
-/// Finished deliveries of one channel, status and retry class, in one time bucket.
+/// Deliveries of one channel, status (final or not) and retry class
+/// created in one time bucket.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutcomeBucket {
     pub channel: String,
@@ -24,6 +25,16 @@ pub struct OutcomeBucket {
     pub status: DeliveryStatus,
     /// Took more than one attempt.
     pub retried: bool,
+    pub count: u64,
+}
+
+/// Delivered ones created in one time bucket, by send→delivered time
+/// rounded down to two significant digits (ms): 0–99 exact, then 100, 110,
+/// …, 1000, 1100, …
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TookBucket {
+    pub bucket: i64,
+    pub took_ms: i64,
     pub count: u64,
 }
 
@@ -72,21 +83,22 @@ pub trait ConsoleStore: Send + Sync {
         now: i64,
     ) -> Result<Option<ConsoleSessionRow>>;
     async fn delete_console_session(&self, token_hash: &str) -> Result<()>;
-    /// Finished deliveries created since `since`, counted per `bucket_ms`.
+    /// Deliveries created in `[since, until)`, counted per `bucket_ms`.
     async fn outcome_buckets(
         &self,
         tenant: Option<&str>,
         since: i64,
+        until: i64,
         bucket_ms: i64,
     ) -> Result<Vec<OutcomeBucket>>;
-    /// Send→delivered time (ms) at the given quantiles (0..=1) of the
-    /// deliveries delivered that were created since `since`.
-    async fn delivered_quantiles(
+    /// Delivered ones created in `[since, until)` by send→delivered time.
+    async fn took_buckets(
         &self,
         tenant: Option<&str>,
         since: i64,
-        quantiles: &[f64],
-    ) -> Result<Vec<Option<i64>>>;
+        until: i64,
+        bucket_ms: i64,
+    ) -> Result<Vec<TookBucket>>;
     async fn queue_summary(&self, tenant: Option<&str>) -> Result<QueueSummary>;
     /// Newest first, with attempts.
     async fn search_deliveries(
@@ -169,18 +181,19 @@ impl<B: Backend> ConsoleStore for SqlStore<B> {
         &self,
         tenant: Option<&str>,
         since: i64,
+        until: i64,
         bucket_ms: i64,
     ) -> Result<Vec<OutcomeBucket>> {
         let sql = format!(
-            "SELECT channel, CAST((created_at - $2) / $3 AS BIGINT) AS bucket, status,
+            "SELECT channel, CAST((created_at - $2) / $4 AS BIGINT) AS bucket, status,
                 CAST(CASE WHEN attempt_count > 1 THEN 1 ELSE 0 END AS BIGINT) AS retried,
                 CAST(COUNT(*) AS BIGINT)
              FROM deliveries
-             WHERE {} AND created_at >= $2 AND status IN ('delivered', 'failed', 'expired')
+             WHERE {} AND created_at >= $2 AND created_at < $3
              GROUP BY channel, bucket, status, retried",
             scope(tenant)
         );
-        let args = [tenant.into(), since.into(), bucket_ms.into()];
+        let args = [tenant.into(), since.into(), until.into(), bucket_ms.into()];
         let rows = self.all(&sql, &args).await?;
         rows.iter()
             .map(|r| {
@@ -197,46 +210,51 @@ impl<B: Backend> ConsoleStore for SqlStore<B> {
             .collect()
     }
 
-    async fn delivered_quantiles(
+    async fn took_buckets(
         &self,
         tenant: Option<&str>,
         since: i64,
-        quantiles: &[f64],
-    ) -> Result<Vec<Option<i64>>> {
-        let filter = format!(
-            "WHERE {} AND created_at >= $2 AND status = 'delivered'",
+        until: i64,
+        bucket_ms: i64,
+    ) -> Result<Vec<TookBucket>> {
+        // Two significant digits keep the groups few (≤ 90 per decade)
+        // and a quantile within 10 % of the exact one.
+        let sql = format!(
+            "SELECT bucket, CAST(CASE WHEN t < 100 THEN t WHEN t < 1000 THEN t / 10 * 10
+                    WHEN t < 10000 THEN t / 100 * 100 WHEN t < 100000 THEN t / 1000 * 1000
+                    ELSE t / 10000 * 10000 END AS BIGINT) AS took,
+                CAST(COUNT(*) AS BIGINT)
+             FROM (SELECT CAST((created_at - $2) / $4 AS BIGINT) AS bucket,
+                     CASE WHEN updated_at > created_at THEN updated_at - created_at ELSE 0 END AS t
+                   FROM deliveries
+                   WHERE {} AND created_at >= $2 AND created_at < $3 AND status = 'delivered') d
+             GROUP BY bucket, took",
             scope(tenant)
         );
-        let count = format!("SELECT CAST(COUNT(*) AS BIGINT) FROM deliveries {filter}");
-        let n = self
-            .one(&count, &[tenant.into(), since.into()])
-            .await?
-            .int(0)?;
-        let nth = format!(
-            "SELECT CAST(updated_at - created_at AS BIGINT) AS took FROM deliveries {filter}
-             ORDER BY took LIMIT 1 OFFSET $3"
-        );
-        let mut out = Vec::with_capacity(quantiles.len());
-        for q in quantiles {
-            if n == 0 {
-                out.push(None);
-                continue;
-            }
-            // Nearest rank: the smallest value with at least q of them at or below it.
-            let rank = ((q.clamp(0.0, 1.0) * n as f64).ceil() as i64).clamp(1, n) - 1;
-            let row = self
-                .one(&nth, &[tenant.into(), since.into(), rank.into()])
-                .await?;
-            out.push(Some(row.int(0)?));
-        }
-        Ok(out)
+        let args = [tenant.into(), since.into(), until.into(), bucket_ms.into()];
+        let rows = self.all(&sql, &args).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(TookBucket {
+                    bucket: r.int(0)?,
+                    took_ms: r.int(1)?,
+                    count: r.int(2)? as u64,
+                })
+            })
+            .collect()
     }
 
     async fn queue_summary(&self, tenant: Option<&str>) -> Result<QueueSummary> {
+        // The due index `(status, next_attempt_at)` holds the few unfinished
+        // rows; `(tenant || '')` keeps the planner off the tenant index,
+        // which would walk every delivery the tenant ever had.
+        let tenant_is = match tenant {
+            Some(_) => "(tenant || '') = $1",
+            None => "CAST($1 AS TEXT) IS NULL",
+        };
         let sql = format!(
             "SELECT CAST(COUNT(*) AS BIGINT), MIN(next_attempt_at) FROM deliveries
-             WHERE {} AND status IN ('queued', 'sending')",
-            scope(tenant)
+             WHERE status IN ('queued', 'sending') AND {tenant_is}"
         );
         let r = self.one(&sql, &[tenant.into()]).await?;
         Ok(QueueSummary {
@@ -274,9 +292,12 @@ impl<B: Backend> ConsoleStore for SqlStore<B> {
     async fn plugin_outcomes(&self, tenant: &str, limit: u32) -> Result<Vec<PluginOutcome>> {
         let rows = self
             .all(
+                // Attempts first (the partial index `delivery_attempts_by_plugin`
+                // holds only plugin attempts), the tenant checked per attempt.
                 "SELECT a.plugin_sha256, a.outcome, a.detail, CAST(COUNT(*) AS BIGINT) AS n
-                 FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id
-                 WHERE d.tenant = $1 AND a.plugin_sha256 IS NOT NULL
+                 FROM delivery_attempts a
+                 WHERE a.plugin_sha256 IS NOT NULL AND EXISTS
+                    (SELECT 1 FROM deliveries d WHERE d.id = a.delivery_id AND d.tenant = $1)
                  GROUP BY a.plugin_sha256, a.outcome, a.detail
                  ORDER BY n DESC, a.outcome LIMIT $2",
                 &[tenant.into(), limit.into()],

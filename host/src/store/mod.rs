@@ -77,6 +77,7 @@ pub use backend::{Arg, Backend, Cols, SqlStore};
 pub use codes::CodeStore;
 pub use console::{
     ConsoleSessionRow, ConsoleStore, DeliverySearch, OutcomeBucket, PluginOutcome, QueueSummary,
+    TookBucket,
 };
 pub use failures::{FailureCount, FailureStore, LOCKED_UNTIL_UNLOCKED};
 pub use fraud::{FlaggedPrefix, FraudStore};

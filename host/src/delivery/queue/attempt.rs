@@ -108,7 +108,7 @@ impl Queue {
         let class = outcome.class.as_str();
         let labels = [tenant.as_str(), channel.name.as_str(), class];
         self.metrics.attempts.with_label_values(&labels).inc();
-        if let Some(reason) = outcome.plugin_failure {
+        if let Some(reason) = outcome.resources.as_ref().and_then(|r| r.failure) {
             let labels = [tenant.as_str(), channel.name.as_str(), reason];
             self.metrics
                 .plugin_failures
