@@ -177,7 +177,6 @@ impl App {
             queue: self.queue.clone(),
             metrics: self.metrics.clone(),
             health: Arc::new(HealthBoard::default()),
-            console_hours: Arc::default(),
             readiness: self.readiness.clone(),
             twofa: self.twofa.clone(),
             keys: self.keys.clone(),

@@ -60,8 +60,6 @@ pub struct Inner {
     pub queue: Arc<Queue>,
     pub metrics: Arc<Metrics>,
     pub health: Arc<HealthBoard>,
-    /// The console overview's settled hours.
-    pub console_hours: Arc<crate::console::HourCache>,
     /// Whether the store can write (`/readyz`, `postern_store_up`).
     pub readiness: Arc<crate::store::Readiness>,
     pub twofa: Arc<crate::twofa::TwoFactor>,

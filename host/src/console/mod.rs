@@ -25,6 +25,8 @@ mod view;
 #[cfg(test)]
 mod tests;
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, header};
@@ -33,7 +35,6 @@ use axum::routing::{get, post};
 
 use crate::api::AppState;
 
-pub use rollup::HourCache;
 pub use session::{COOKIE, Viewer};
 
 /// The stylesheet every page links (the only asset).
@@ -62,6 +63,7 @@ pub fn router(state: AppState) -> Router {
         .route("/console/audit", get(resources::audit))
         .route("/console/tenants", get(resources::tenants))
         .route("/console/assets/console.css", get(stylesheet))
+        .layer(axum::Extension(Arc::new(rollup::HourCache::default())))
         .layer(DefaultBodyLimit::max(16 * 1024))
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)

@@ -4,7 +4,9 @@
 //! and channel health from the health board `/readyz` shows.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
+use axum::Extension;
 use axum::extract::{Query, State};
 use axum::response::Response;
 use serde::Deserialize;
@@ -12,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::chart::{self, Chart};
 use super::frame::Frame;
-use super::rollup::{self, Figures, HOUR_MS};
+use super::rollup::{self, Figures, HOUR_MS, HourCache};
 use super::session::Viewer;
 use super::view::{ConsoleError, when};
 use crate::api::AppState;
@@ -69,6 +71,7 @@ impl Window {
 /// `(tenant, created_at)` index.
 async fn figures(
     state: &AppState,
+    cache: &HourCache,
     tenant: Option<&str>,
     w: Window,
     now: i64,
@@ -86,7 +89,7 @@ async fn figures(
         names.dedup();
         let mut sum = Vec::new();
         for t in &names {
-            let one = tenant_figures(state, t, w, now).await?;
+            let one = tenant_figures(state, cache, t, w, now).await?;
             sum = if sum.is_empty() {
                 one
             } else {
@@ -95,11 +98,12 @@ async fn figures(
         }
         return Ok(sum);
     };
-    tenant_figures(state, tenant, w, now).await
+    tenant_figures(state, cache, tenant, w, now).await
 }
 
 async fn tenant_figures(
     state: &AppState,
+    cache: &HourCache,
     tenant: &str,
     w: Window,
     now: i64,
@@ -111,8 +115,7 @@ async fn tenant_figures(
         return Ok(rollup::from_rows(store, Some(tenant), first, bucket, count).await?);
     }
     let per = (bucket / HOUR_MS) as usize;
-    let hours = state
-        .console_hours
+    let hours = cache
         .hours(store, Some(tenant), first, count * per, now)
         .await?;
     Ok(Figures::fold(&hours, per))
@@ -179,6 +182,7 @@ fn human_span(ms: i64) -> String {
 /// `GET /console`.
 pub async fn page(
     State(state): State<AppState>,
+    Extension(hours): Extension<Arc<HourCache>>,
     viewer: Viewer,
     Query(q): Query<OverviewQuery>,
 ) -> Result<Response, ConsoleError> {
@@ -186,7 +190,7 @@ pub async fn page(
     let w = Window::parse(q.window.as_deref())?;
     let tenant = frame.tenant.as_ref().map(|t| t.as_str());
     let now = state.clock.now_ms();
-    let buckets = figures(&state, tenant, w, now).await?;
+    let buckets = figures(&state, &hours, tenant, w, now).await?;
     let charts = per_channel(&buckets);
     let all = totals(&charts.values().flatten().copied().collect::<Vec<_>>());
     let took = Figures::total(&buckets);
