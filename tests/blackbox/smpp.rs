@@ -77,11 +77,14 @@ async fn smpp_delivers_a_gsm7_text_and_the_receipt_marks_the_handset_state() {
     .await;
     assert_eq!(d["handset"]["state"], "delivered", "{d}");
     assert!(d["handset"]["at"].as_str().unwrap().ends_with('Z'), "{d}");
-    assert_eq!(
-        smsc.counts().3,
-        1,
-        "the receipt is answered with deliver_sm_resp"
-    );
+    // The handset state is recorded before the answer reaches the SMSC's
+    // reader: wait for it rather than race it.
+    let answered = eventually(Duration::from_secs(10), "deliver_sm_resp", || async {
+        let n = smsc.counts().3;
+        (n > 0).then_some(n)
+    })
+    .await;
+    assert_eq!(answered, 1, "the receipt is answered with deliver_sm_resp");
     let m = p.metrics().await;
     // `matched` is "false" when the receipt overtook the record of its submit.
     let counted = regex::Regex::new(

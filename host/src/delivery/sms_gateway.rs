@@ -120,7 +120,8 @@ impl PhoneRewrite {
         let (pattern, replacement) = inner
             .rsplit_once('/')
             .ok_or_else(|| "expected the form /pattern/replacement/".to_string())?;
-        let pattern = regex::Regex::new(pattern).map_err(|e| format!("invalid pattern: {e}"))?;
+        let pattern = super::recipient::bounded_regex(pattern)
+            .map_err(|e| format!("invalid pattern: {e}"))?;
         // Python's `\1` becomes regex's `${1}`.
         let replacement = python_backrefs(replacement);
         Ok(Self {
