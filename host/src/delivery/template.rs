@@ -9,12 +9,32 @@ pub fn human_ttl(seconds: u32) -> String {
     crate::messages::ttl::human("en", seconds)
 }
 
-/// Replaces `{name}` tags; unknown tags stay as they are.
+/// Replaces `{name}` tags in one pass; unknown tags stay as they are, and a
+/// value is never scanned for tags itself (a `{phone}` inside the text is
+/// text — the `sms_tags` fuzz target found the old replace-per-tag loop
+/// expanding it).
 pub fn render(template: &str, tags: &[(&str, &str)]) -> String {
-    let mut out = template.to_string();
-    for (name, value) in tags {
-        out = out.replace(&format!("{{{name}}}"), value);
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let tag = &rest[open + 1..];
+        let hit = tags.iter().find(|(name, _)| {
+            tag.strip_prefix(name)
+                .is_some_and(|after| after.starts_with('}'))
+        });
+        match hit {
+            Some((name, value)) => {
+                out.push_str(value);
+                rest = &tag[name.len() + 1..];
+            }
+            None => {
+                out.push('{');
+                rest = tag;
+            }
+        }
     }
+    out.push_str(rest);
     out
 }
 
@@ -40,5 +60,12 @@ mod tests {
             ),
             "123 in 1 minute {x}"
         );
+        assert_eq!(
+            render("{text}|{phone}", &[("text", "{phone}"), ("phone", "+49")]),
+            "{phone}|+49",
+            "a value is not scanned for tags"
+        );
+        assert_eq!(render("{{otp}}{", &[("otp", "1")]), "{1}{");
+        assert_eq!(render("{otp", &[("otp", "1")]), "{otp");
     }
 }
