@@ -6,6 +6,7 @@ mod support;
 mod abuse;
 mod api_errors;
 mod bench;
+mod bench_plugin_memory;
 mod bench_smpp;
 mod cli;
 mod console;

@@ -27,6 +27,9 @@ pub struct PluginsConfig {
     /// Roll a canary back when its failure rate over the window is more
     /// than this many percentage points above the stable version's.
     pub rollout_margin_percent: u32,
+    /// Compiled plugins kept in memory; past this many the least recently
+    /// used is dropped and mapped back from the compile cache on next use.
+    pub resident_plugins: u32,
 }
 
 impl Default for PluginsConfig {
@@ -47,6 +50,7 @@ impl Default for PluginsConfig {
             trusted_keys: Vec::new(),
             rollout_window: 50,
             rollout_margin_percent: 10,
+            resident_plugins: 32,
         }
     }
 }
@@ -89,6 +93,11 @@ impl PluginsConfig {
             "plugins.rollout_margin_percent",
             u64::from(self.rollout_margin_percent),
             0..=99,
+        )?;
+        check_range(
+            "plugins.resident_plugins",
+            u64::from(self.resident_plugins),
+            1..=100_000,
         )
     }
 }

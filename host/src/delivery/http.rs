@@ -23,6 +23,10 @@ pub fn client(o: ClientOptions<'_>) -> Result<reqwest::Client, String> {
         .redirect(reqwest::redirect::Policy::none())
         .timeout(o.timeout)
         .connect_timeout(o.timeout.min(Duration::from_secs(5)))
+        // Kept-alive connections: one client per channel (rebuilt when the
+        // channel is saved), a few idle per host, closed after 15 s idle.
+        .pool_max_idle_per_host(8)
+        .pool_idle_timeout(Duration::from_secs(15))
         .user_agent(concat!("postern/", env!("CARGO_PKG_VERSION")))
         .danger_accept_invalid_certs(!o.check_ssl);
     if o.public_only {

@@ -119,13 +119,24 @@ pub(crate) async fn run(
         Ok((outcome, store)) => ended(outcome, &store, cpu),
         // The pool is shutting down (or the call panicked in the host).
         Err(e) => Run {
-            result: Err(Failure::Start(format!("plugin pool: {e}"))),
-            journal: Journal::new(limits.max_log_bytes),
             usage: Usage {
                 cpu,
                 ..Usage::default()
             },
+            ..Run::not_started(format!("plugin pool: {e}"), limits)
         },
+    }
+}
+
+impl Run {
+    /// A call that never reached the guest (e.g. its compiled code could
+    /// not be loaded): a start failure, retried as transient.
+    pub(crate) fn not_started(detail: String, limits: &Limits) -> Self {
+        Run {
+            result: Err(Failure::Start(detail)),
+            journal: Journal::new(limits.max_log_bytes),
+            usage: Usage::default(),
+        }
     }
 }
 

@@ -42,6 +42,7 @@ mod limits;
 pub mod outbound;
 pub mod permissions;
 mod pool;
+mod resident;
 pub mod rollout;
 mod runtime;
 mod sandbox;

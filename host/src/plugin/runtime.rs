@@ -19,6 +19,7 @@ use super::info::PluginInfo;
 use super::limits::Limits;
 use super::outbound::tls_config;
 use super::pool::{GuestPool, spawn_ticker};
+use super::resident::Resident;
 use super::sandbox::{ChannelSandbox, Sandbox};
 use super::vet::{self, PluginError};
 use crate::config::PluginsConfig;
@@ -28,15 +29,19 @@ const MAX_INSTANCES: u32 = 256;
 /// Compiling one component may take at most this long.
 const COMPILE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// A vetted, compiled, pre-instantiated plugin version. Cheap to share; one
-/// per distinct component (sha256) per runtime.
+/// A vetted plugin version: what it is, not its compiled code, which is
+/// mapped from the compile cache on first use and dropped when it has not
+/// been used among the last `plugins.resident_plugins` ([`Resident`]).
+/// Cheap to share; one per distinct component (sha256) per runtime.
 pub struct LoadedPlugin {
     pub sha256: String,
     pub size: usize,
     pub info: PluginInfo,
     /// The instances the component imports, e.g. `wasi:http/types@0.2.12`.
     pub imports: Vec<String>,
-    pub(crate) pre: DelivererPre<State>,
+    /// Kept when the runtime has no compile cache to map it back from
+    /// (`postern plugin check`, a runtime without a data dir).
+    pinned: Option<DelivererPre<State>>,
 }
 
 impl std::fmt::Debug for LoadedPlugin {
@@ -56,6 +61,7 @@ pub struct PluginRuntime {
     pub(crate) limits: Limits,
     cache: Option<CompileCache>,
     loaded: Mutex<HashMap<String, Arc<LoadedPlugin>>>,
+    resident: Resident,
     tls: Arc<tokio_rustls::rustls::ClientConfig>,
     pool: GuestPool,
 }
@@ -129,6 +135,7 @@ impl PluginRuntime {
             limits,
             cache,
             loaded: Mutex::new(HashMap::new()),
+            resident: Resident::new(cfg.resident_plugins),
             tls,
             pool,
         }))
@@ -151,29 +158,80 @@ impl PluginRuntime {
             return Ok(p.clone());
         }
 
-        let this = self.clone();
-        let digest = sha256.clone();
-        let compile = tokio::task::spawn_blocking(move || this.compile_and_link(&digest, &wasm));
-        let (pre, imports) = match tokio::time::timeout(COMPILE_TIMEOUT, compile).await {
-            Err(_) => return Err(PluginError::CompileTimeout(COMPILE_TIMEOUT.as_secs())),
-            Ok(Err(join)) => return Err(PluginError::Runtime(format!("compiler task: {join}"))),
-            Ok(Ok(r)) => r?,
-        };
+        let (pre, imports) = self.compile_off_thread(&sha256, Some(wasm)).await?;
         let info = self.describe(&pre).await?;
         let plugin = Arc::new(LoadedPlugin {
             sha256: sha256.clone(),
             size,
             info,
             imports,
-            pre,
+            // Loaded on first use (a call), not now: vetting an upload or a
+            // stored version at start-up leaves nothing compiled resident.
+            pinned: self.cache.is_none().then_some(pre),
         });
         Ok(self.lock_loaded().entry(sha256).or_insert(plugin).clone())
+    }
+
+    /// Compiles (or maps from the cache) and links on a blocking thread,
+    /// time-bounded. `wasm`: the component, when the caller has it (else
+    /// the cache's copy).
+    async fn compile_off_thread(
+        self: &Arc<Self>,
+        sha256: &str,
+        wasm: Option<Vec<u8>>,
+    ) -> Result<(DelivererPre<State>, Vec<String>), PluginError> {
+        let this = self.clone();
+        let digest = sha256.to_string();
+        let compile = tokio::task::spawn_blocking(move || {
+            let wasm = match wasm {
+                Some(w) => w,
+                None => this.cached_source(&digest)?,
+            };
+            this.compile_and_link(&digest, &wasm)
+        });
+        match tokio::time::timeout(COMPILE_TIMEOUT, compile).await {
+            Err(_) => Err(PluginError::CompileTimeout(COMPILE_TIMEOUT.as_secs())),
+            Ok(Err(join)) => Err(PluginError::Runtime(format!("compiler task: {join}"))),
+            Ok(Ok(r)) => r,
+        }
+    }
+
+    fn cached_source(&self, sha256: &str) -> Result<Vec<u8>, PluginError> {
+        self.cache
+            .as_ref()
+            .and_then(|c| c.source(sha256))
+            .ok_or_else(|| {
+                PluginError::Runtime("the plugin's copy in the compile cache is gone".into())
+            })
+    }
+
+    /// The compiled plugin: pinned, resident, or mapped back from the
+    /// compile cache (recompiled from the cache's copy of the component if
+    /// its artifact is missing or does not verify) and made resident.
+    pub(crate) async fn pre(
+        self: &Arc<Self>,
+        plugin: &LoadedPlugin,
+    ) -> Result<DelivererPre<State>, PluginError> {
+        if let Some(pre) = plugin.pinned.as_ref() {
+            return Ok(pre.clone());
+        }
+        if let Some(pre) = self.resident.get(&plugin.sha256) {
+            return Ok(pre);
+        }
+        let (pre, _) = self.compile_off_thread(&plugin.sha256, None).await?;
+        self.resident.insert(&plugin.sha256, pre.clone());
+        Ok(pre)
+    }
+
+    /// Compiled plugins resident now (for tests and metrics).
+    pub fn resident_count(&self) -> usize {
+        self.resident.len()
     }
 
     /// `describe()` in a sandbox that grants nothing.
     async fn describe(&self, pre: &DelivererPre<State>) -> Result<PluginInfo, PluginError> {
         let sandbox = Sandbox::new(&self.limits, &self.tls, &ChannelSandbox::default());
-        let info = match self.call(pre, &sandbox, Call::Describe).await.result {
+        let info = match self.call_pre(pre, &sandbox, Call::Describe).await.result {
             Ok(Returned::Info(info)) => PluginInfo::from(info),
             Ok(_) => return Err(PluginError::Describe("unexpected answer".into())),
             Err(f) => return Err(PluginError::Describe(f.detail(&self.limits))),
@@ -194,30 +252,44 @@ impl PluginRuntime {
         sha256: &str,
         wasm: &[u8],
     ) -> Result<(DelivererPre<State>, Vec<String>), PluginError> {
-        let cached = self.cache.as_ref().and_then(|c| c.get(sha256));
-        let artifact = match cached {
-            Some(a) => a,
-            None => {
-                let a = self
-                    .engine
-                    .precompile_component(wasm)
-                    .map_err(|e| PluginError::Invalid(first_line(&e)))?;
-                if let Some(c) = &self.cache
-                    && let Err(e) = c.put(sha256, &a)
-                {
-                    tracing::warn!(error = %e, "cannot write the plugin compile cache");
-                }
-                a
-            }
+        if let Some(c) = &self.cache
+            && let Err(e) = c.put_source(sha256, wasm)
+        {
+            tracing::warn!(error = %e, "cannot write the plugin compile cache");
+        }
+        let cached = self
+            .cache
+            .as_ref()
+            .and_then(|c| c.component(&self.engine, sha256));
+        let component = match cached {
+            Some(c) => c,
+            None => self.compile(sha256, wasm)?,
         };
-        // SAFETY: `artifact` was produced by `precompile_component` of this
-        // engine just now, or read back from our cache after its HMAC (keyed
-        // by a secret only this host holds) verified: the host wrote it.
-        let component =
-            unsafe { Component::deserialize(&self.engine, &artifact) }.map_err(|e| {
-                PluginError::Runtime(format!("loading compiled plugin: {}", first_line(&e)))
-            })?;
         self.link(&component)
+    }
+
+    /// Cranelift, then into the cache and mapped back from it (so the code
+    /// is file-backed memory), or, without a cache, copied into memory.
+    fn compile(&self, sha256: &str, wasm: &[u8]) -> Result<Component, PluginError> {
+        let artifact = self
+            .engine
+            .precompile_component(wasm)
+            .map_err(|e| PluginError::Invalid(first_line(&e)))?;
+        if let Some(c) = &self.cache {
+            match c.put(sha256, &artifact) {
+                Ok(()) => {
+                    if let Some(component) = c.component(&self.engine, sha256) {
+                        return Ok(component);
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot write the plugin compile cache"),
+            }
+        }
+        // SAFETY: `artifact` was produced by `precompile_component` of this
+        // engine just now.
+        unsafe { Component::deserialize(&self.engine, &artifact) }.map_err(|e| {
+            PluginError::Runtime(format!("loading compiled plugin: {}", first_line(&e)))
+        })
     }
 
     /// Imports ⊆ granted, the world's exports, then type-checked linking.
@@ -268,11 +340,22 @@ impl PluginRuntime {
     /// One call in a fresh instance, bounded by every limit; see
     /// [`call::run`].
     pub(crate) async fn call(
-        &self,
-        pre: &DelivererPre<State>,
+        self: &Arc<Self>,
+        plugin: &LoadedPlugin,
         sandbox: &Sandbox,
         call: Call,
     ) -> Run {
+        let pre = match self.pre(plugin).await {
+            Ok(pre) => pre,
+            Err(e) => {
+                tracing::warn!(plugin = %plugin.info.name, error = %e, "cannot load a plugin");
+                return Run::not_started(e.to_string(), &sandbox.limits);
+            }
+        };
+        self.call_pre(&pre, sandbox, call).await
+    }
+
+    async fn call_pre(&self, pre: &DelivererPre<State>, sandbox: &Sandbox, call: Call) -> Run {
         let store = sandbox.new_store(&self.engine);
         call::run(store, pre, call, &sandbox.limits, &self.pool).await
     }

@@ -79,6 +79,7 @@ impl Sandbox {
                 wall: limits.wall,
                 tls: tls.clone(),
                 tools,
+                keepalive: Default::default(),
             }),
             limits,
         }

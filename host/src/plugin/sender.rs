@@ -72,7 +72,7 @@ impl Sender for PluginSender {
         let run = self
             .runtime
             .call(
-                &self.plugin.pre,
+                &self.plugin,
                 &self.sandbox,
                 Call::Validate(send_to.to_string()),
             )
@@ -100,7 +100,7 @@ impl Sender for PluginSender {
         };
         let run = self
             .runtime
-            .call(&self.plugin.pre, &self.sandbox, Call::Deliver(message))
+            .call(&self.plugin, &self.sandbox, Call::Deliver(message))
             .await;
         let name = &self.plugin.info.name;
         let denial = run.journal.denial();

@@ -5,12 +5,14 @@
 
 mod cli;
 mod containment;
+mod keepalive;
 mod lang;
 pub mod lang_build;
 mod lang_cli;
 mod lang_limits;
 mod loading;
 mod providers;
+mod resident;
 mod rollout;
 pub mod support;
 mod trust;

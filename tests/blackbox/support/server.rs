@@ -13,8 +13,13 @@ use super::secrets;
 
 pub const ADMIN: &str = "test-admin-token-0123456789";
 
+/// The binary under test; `POSTERN_TEST_BIN` names another build (a
+/// benchmark's baseline).
 pub fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_postern")
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        std::env::var("POSTERN_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_postern").into())
+    })
 }
 
 pub struct Postern {

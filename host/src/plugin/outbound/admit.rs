@@ -22,6 +22,8 @@ pub(crate) struct EgressPolicy {
     pub(crate) tls: Arc<rustls::ClientConfig>,
     /// `postern plugin test` only: record (and maybe replay) exchanges.
     pub(crate) tools: Option<Arc<super::Tools>>,
+    /// This channel's kept-alive connections (never another channel's).
+    pub(crate) keepalive: super::KeepAlive,
 }
 
 /// Where an admitted request goes; `host` is normalised (lowercase, no

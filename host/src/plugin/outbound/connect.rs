@@ -1,17 +1,16 @@
 //! An admitted request on the wire: resolve once and vet the addresses
-//! (the netguard policy), connect only to those, TLS with the original host
-//! name, HTTP/1.1, every wait clamped to the wall timeout.
+//! (the netguard policy), reuse the channel's kept-alive connection to one
+//! of those or connect only to those, TLS with the original host name,
+//! HTTP/1.1, every wait clamped to the wall timeout.
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::{Connection, SendRequest};
+use hyper::client::conn::http1::Connection;
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout, timeout_at};
 use tokio_rustls::TlsConnector;
@@ -21,6 +20,7 @@ use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody};
 
 use super::admit::{EgressPolicy, Target};
 use super::body::{CappedResponseBody, collect_body, content_length};
+use super::keepalive::{Key, Sender};
 use crate::netguard;
 use crate::plugin::journal::Journal;
 
@@ -112,7 +112,8 @@ pub(super) async fn send(
     sent
 }
 
-/// Resolve, vet, connect, send, and wait for the response head.
+/// Resolve, vet, take a kept-alive connection or connect, send, and wait
+/// for the response head; the connection goes back to the channel's pool.
 async fn on_the_wire(
     policy: &EgressPolicy,
     journal: Journal,
@@ -124,13 +125,37 @@ async fn on_the_wire(
     let t = Timeouts::new(options, policy.wall);
 
     let vetted = resolve_vetted(policy, &journal, &target, t.connect).await?;
+    let key = Key {
+        https: target.https,
+        host: target.host.clone(),
+        port: target.port,
+    };
+    let request = || outgoing(&parts, body.clone(), &target);
+    if let Some((sender, peer)) = policy.keepalive.take(&key, &vetted) {
+        match await_head(sender, request()?, t.first_byte).await {
+            Ok((head, sender)) => {
+                policy.keepalive.put(key, sender, peer);
+                return capped(head, policy, journal, target.shown, t.between_bytes);
+            }
+            // Closed by the peer before the request went out: nothing was
+            // sent, so a fresh connection may carry it.
+            Err(e) if e.is_canceled() => {}
+            Err(e) => return Err(HttpError::from(e)),
+        }
+    }
     let deadline = Instant::now() + t.connect;
-    let tcp = connect_tcp(vetted, deadline).await?;
-    let request = outgoing(parts, body, &target)?;
+    let (tcp, peer) = connect_tcp(vetted, deadline).await?;
     let (sender, conn) = handshake(policy, &target, tcp, deadline).await?;
-    let mut conn = Box::pin(conn);
-    let head = await_head(sender, conn.as_mut(), request, t.first_byte).await?;
-    capped(head, conn, policy, journal, target.shown, t.between_bytes)
+    // The connection outlives this request (kept alive for the next); it
+    // closes when the pool drops its sender, or the peer closes it.
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let (head, sender) = await_head(sender, request()?, t.first_byte)
+        .await
+        .map_err(HttpError::from)?;
+    policy.keepalive.put(key, sender, peer);
+    capped(head, policy, journal, target.shown, t.between_bytes)
 }
 
 /// Resolve once; the addresses vetted here are the only ones connected to.
@@ -175,14 +200,18 @@ async fn resolve_vetted(
     Err(HttpError::DestinationIpProhibited)
 }
 
-/// The first vetted address that accepts before `deadline`.
-async fn connect_tcp(vetted: Vec<SocketAddr>, deadline: Instant) -> Result<TcpStream, HttpError> {
+/// The first vetted address that accepts before `deadline`, and that
+/// address.
+async fn connect_tcp(
+    vetted: Vec<SocketAddr>,
+    deadline: Instant,
+) -> Result<(TcpStream, SocketAddr), HttpError> {
     let mut last_err = HttpError::ConnectionRefused;
     for addr in vetted {
         match timeout_at(deadline, TcpStream::connect(addr)).await {
             Ok(Ok(tcp)) => {
                 let _ = tcp.set_nodelay(true);
-                return Ok(tcp);
+                return Ok((tcp, addr));
             }
             Ok(Err(_)) => last_err = HttpError::ConnectionRefused,
             Err(_) => return Err(HttpError::ConnectionTimeout),
@@ -193,20 +222,19 @@ async fn connect_tcp(vetted: Vec<SocketAddr>, deadline: Instant) -> Result<TcpSt
 
 /// Only the path goes on the wire; `Host` is the allow-listed authority.
 fn outgoing(
-    mut parts: http::request::Parts,
+    parts: &http::request::Parts,
     body: Bytes,
     target: &Target,
 ) -> Result<http::Request<Full<Bytes>>, HttpError> {
-    let path = parts
-        .uri
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_string();
-    parts.uri = path.parse().map_err(|_| HttpError::HttpRequestUriInvalid)?;
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut request = http::Request::new(Full::new(body));
+    *request.method_mut() = parts.method.clone();
+    *request.uri_mut() = path.parse().map_err(|_| HttpError::HttpRequestUriInvalid)?;
+    *request.headers_mut() = parts.headers.clone();
     let host = http::HeaderValue::from_str(&target.host_header())
         .map_err(|_| HttpError::HttpRequestUriInvalid)?;
-    parts.headers.insert(http::header::HOST, host);
-    Ok(http::Request::from_parts(parts, Full::new(body)))
+    request.headers_mut().insert(http::header::HOST, host);
+    Ok(request)
 }
 
 /// TLS (for https, verifying the original host name) and the HTTP/1.1
@@ -216,7 +244,7 @@ async fn handshake(
     target: &Target,
     tcp: TcpStream,
     deadline: Instant,
-) -> Result<(SendRequest<Full<Bytes>>, Conn), HttpError> {
+) -> Result<(Sender, Conn), HttpError> {
     let io: BoxIo = if target.https {
         let name = match target.host.parse::<IpAddr>() {
             Ok(ip) => ServerName::IpAddress(ip.into()),
@@ -243,44 +271,49 @@ async fn handshake(
         .map_err(HttpError::from)
 }
 
-/// Sends the request and waits for the response head, driving the
-/// connection meanwhile.
+/// Sends the request once the connection is ready and waits for the
+/// response head; hands the sender back for the next request.
 async fn await_head(
-    mut sender: SendRequest<Full<Bytes>>,
-    mut conn: Pin<&mut Conn>,
+    mut sender: Sender,
     request: http::Request<Full<Bytes>>,
     first_byte: Duration,
-) -> Result<http::Response<hyper::body::Incoming>, HttpError> {
-    let send = timeout(first_byte, sender.send_request(request));
-    tokio::pin!(send);
-    let mut conn_done = false;
-    std::future::poll_fn(|cx| {
-        if let Poll::Ready(r) = send.as_mut().poll(cx) {
-            return Poll::Ready(match r {
-                Err(_) => Err(HttpError::ConnectionReadTimeout),
-                Ok(r) => r.map_err(HttpError::from),
-            });
+) -> Result<(http::Response<hyper::body::Incoming>, Sender), HeadError> {
+    let exchange = async {
+        sender.ready().await?;
+        let head = sender.send_request(request).await?;
+        Ok::<_, hyper::Error>(head)
+    };
+    match timeout(first_byte, exchange).await {
+        Err(_) => Err(HeadError::Timeout),
+        Ok(Err(e)) => Err(HeadError::Hyper(e)),
+        Ok(Ok(head)) => Ok((head, sender)),
+    }
+}
+
+enum HeadError {
+    Timeout,
+    Hyper(hyper::Error),
+}
+
+impl HeadError {
+    fn is_canceled(&self) -> bool {
+        matches!(self, HeadError::Hyper(e) if e.is_canceled() || e.is_closed())
+    }
+}
+
+impl From<HeadError> for HttpError {
+    fn from(e: HeadError) -> Self {
+        match e {
+            HeadError::Timeout => HttpError::ConnectionReadTimeout,
+            HeadError::Hyper(e) => HttpError::from(e),
         }
-        if !conn_done && let Poll::Ready(r) = conn.as_mut().poll(cx) {
-            conn_done = true;
-            if let Err(e) = r {
-                return Poll::Ready(Err(HttpError::from(e)));
-            }
-            return send.as_mut().poll(cx).map(|r| match r {
-                Err(_) => Err(HttpError::ConnectionReadTimeout),
-                Ok(r) => r.map_err(HttpError::from),
-            });
-        }
-        Poll::Pending
-    })
-    .await
+    }
 }
 
 /// The response as the guest gets it: refused if it announces more than
 /// `max_http_response_bytes`, else its body capped and timed.
 fn capped(
     head: http::Response<hyper::body::Incoming>,
-    conn: Pin<Box<Conn>>,
     policy: &EgressPolicy,
     journal: Journal,
     shown: String,
@@ -298,14 +331,8 @@ fn capped(
     let response = head.map(|incoming| {
         CappedResponseBody::new(incoming, limit, between_bytes, journal, shown).boxed_unsync()
     });
-    let io: Box<dyn Future<Output = Result<(), HttpError>> + Send> = Box::new(async move {
-        conn.await.map_err(|e| {
-            if e.is_timeout() {
-                HttpError::HttpResponseTimeout
-            } else {
-                HttpError::from(e)
-            }
-        })
-    });
+    // The connection runs on its own task (see `on_the_wire`); its errors
+    // reach the guest through the response body.
+    let io: Box<dyn Future<Output = Result<(), HttpError>> + Send> = Box::new(async { Ok(()) });
     Ok((response, io))
 }

@@ -8,8 +8,9 @@
 //!    (loopback/private/link-local/CGNAT/… unless `allow_private_networks`;
 //!    metadata, unspecified, multicast, broadcast, reserved and
 //!    documentation addresses always) — `connect`;
-//! 4. connect only to the vetted addresses (TLS with the original host name
-//!    and the webpki roots), HTTP/1.1, header buffer capped;
+//! 4. reuse the channel's kept-alive connection to a vetted address, or
+//!    connect only to the vetted addresses (TLS with the original host name
+//!    and the webpki roots), HTTP/1.1, header buffer capped — `keepalive`;
 //! 5. timeouts clamped to the wall timeout; request and response bodies
 //!    capped (`max_http_response_bytes`) — `body`.
 //!
@@ -21,6 +22,7 @@
 mod admit;
 mod body;
 mod connect;
+mod keepalive;
 mod tools;
 
 use std::future::Future;
@@ -30,6 +32,7 @@ use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpH
 
 pub(crate) use admit::EgressPolicy;
 pub(crate) use connect::tls_config;
+pub(crate) use keepalive::KeepAlive;
 pub use tools::{Exchange, Recorded, ReplayFile, Tools, redact};
 
 use super::journal::Journal;
