@@ -6,7 +6,7 @@
 #   start_test_postgres [fast]   returns 1 if PostgreSQL is not installed
 #
 # `fast` turns off fsync for the test pass; the benchmark keeps the
-# durable defaults.
+# durable defaults and loads pg_stat_statements (statements per flow).
 
 _pg_bin() {
     if command -v pg_ctl >/dev/null 2>&1; then
@@ -54,6 +54,9 @@ start_test_postgres() {
     local opts="-c listen_addresses=127.0.0.1 -k $_PG_DIR -c max_connections=300"
     if [ "${1:-}" = fast ]; then
         opts="$opts -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    else
+        # The benchmark counts statements per flow.
+        opts="$opts -c shared_preload_libraries=pg_stat_statements"
     fi
     local port tries=0
     while :; do

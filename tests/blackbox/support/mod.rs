@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod browser;
+pub mod cpu;
 pub mod faults;
 pub mod http;
 pub mod pg;

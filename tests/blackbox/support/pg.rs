@@ -26,6 +26,13 @@ pub fn available(test: &str) -> bool {
     false
 }
 
+/// Cumulative counts for one database; `None` where the server cannot say.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Counters {
+    pub statements: Option<i64>,
+    pub commits: Option<i64>,
+}
+
 /// One database on the test server, dropped when the last holder goes.
 pub struct TestDb {
     pub url: String,
@@ -84,6 +91,37 @@ impl TestDb {
             out.extend(hex::decode(&hex[..hex.len() / 2 * 2]).unwrap_or_default());
         }
         out
+    }
+
+    /// Statements run in this database (`pg_stat_statements`, if the server
+    /// preloads it: scripts/bench does) and transactions committed in it.
+    pub async fn counters(&self) -> Counters {
+        let Ok(mut conn) = sqlx::PgConnection::connect(&self.admin).await else {
+            return Counters::default();
+        };
+        let _ = sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            .execute(&mut conn)
+            .await;
+        let statements = sqlx::query_scalar::<_, i64>(
+            "SELECT COALESCE(SUM(s.calls), 0)::bigint FROM pg_stat_statements s
+             JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = $1",
+        )
+        .bind(&self.name)
+        .fetch_one(&mut conn)
+        .await
+        .ok();
+        let commits = sqlx::query_scalar::<_, i64>(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = $1",
+        )
+        .bind(&self.name)
+        .fetch_one(&mut conn)
+        .await
+        .ok();
+        let _ = conn.close().await;
+        Counters {
+            statements,
+            commits,
+        }
     }
 
     /// The environment a `postern` process needs to use this database.

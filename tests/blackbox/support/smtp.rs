@@ -91,6 +91,18 @@ impl SmtpServer {
     pub fn mails(&self) -> Vec<Mail> {
         self.mails.lock().unwrap().clone()
     }
+
+    /// The newest mail to `rcpt` and its place in arrival order, without
+    /// copying the others (benchmarks poll this).
+    pub fn last_to(&self, rcpt: &str) -> Option<(usize, Mail)> {
+        let mails = self.mails.lock().unwrap();
+        mails
+            .iter()
+            .enumerate()
+            .rev()
+            .find(|(_, m)| m.to.iter().any(|t| t == rcpt))
+            .map(|(i, m)| (i, m.clone()))
+    }
 }
 
 enum Next {
