@@ -75,31 +75,52 @@ impl Scratch {
     /// (blocking-pool) thread while every buffer is in use.
     fn with<T>(&self, blocks: usize, f: impl FnOnce(&mut [Block]) -> T) -> T {
         let limit = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let mut buf = {
-            let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
-            loop {
-                if let Some(b) = free.0.pop() {
-                    break b;
-                }
-                if free.1 < limit {
-                    free.1 += 1;
-                    break Vec::new();
-                }
-                free = self
-                    .returned
-                    .wait(free)
-                    .unwrap_or_else(PoisonError::into_inner);
-            }
+        let mut lent = Lent {
+            pool: self,
+            buf: self.take(limit),
         };
-        if buf.len() < blocks {
-            buf.resize(blocks, Block::new());
+        if lent.buf.len() < blocks {
+            lent.buf.resize(blocks, Block::new());
         }
-        let out = f(&mut buf[..blocks]);
+        f(&mut lent.buf[..blocks])
+    }
+
+    fn take(&self, limit: usize) -> Vec<Block> {
         let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if let Some(b) = free.0.pop() {
+                return b;
+            }
+            if free.1 < limit {
+                free.1 += 1;
+                return Vec::new();
+            }
+            free = self
+                .returned
+                .wait(free)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
+/// A buffer out of [`Scratch`]; goes back on drop, so even a panic in the
+/// hash cannot leak one and leave later checks waiting.
+struct Lent<'a> {
+    pool: &'a Scratch,
+    buf: Vec<Block>,
+}
+
+impl Drop for Lent<'_> {
+    fn drop(&mut self) {
+        let buf = std::mem::take(&mut self.buf);
+        let mut free = self
+            .pool
+            .free
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         free.0.push(buf);
         drop(free);
-        self.returned.notify_one();
-        out
+        self.pool.returned.notify_one();
     }
 }
 
