@@ -135,6 +135,22 @@ impl Browser {
         }
     }
 
+    /// Waits until the page's path and query contain `part`: after a click
+    /// that navigates, the old page's elements can still be found.
+    pub async fn wait_path(&self, part: &str) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let path = self.path().await;
+            if path.contains(part) {
+                return path;
+            }
+            if std::time::Instant::now() > deadline {
+                panic!("the page stayed at {path}, not one with `{part}`");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Writes a PNG of the page to the screenshot directory; answers its path.
     pub async fn screenshot(&self, name: &str) -> PathBuf {
         let png = self.client.screenshot().await.unwrap();
