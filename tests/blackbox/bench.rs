@@ -106,10 +106,11 @@ struct Row {
 /// finish inside the measured window, and what the servers (and
 /// PostgreSQL) spent in it.
 async fn run<F, Fut>(
+    (name, backend): (&'static str, &'static str),
     hosts: &[Postern],
     db: Option<&TestDb>,
     flow: F,
-) -> (u64, u64, f64, Vec<Duration>, Usage)
+) -> Row
 where
     F: Fn(usize, usize) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Option<()>> + Send,
@@ -163,9 +164,23 @@ where
         latencies.extend(t.await.unwrap());
     }
     latencies.sort();
-    let usage = usage(before, after, db.is_some());
-    let (flows, errs) = (done.load(Ordering::Relaxed), errors.load(Ordering::Relaxed));
-    (flows, errs, measure.as_secs_f64(), latencies, usage)
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    Row {
+        flow: name,
+        backend,
+        hosts: hosts.len(),
+        flows: done.load(Ordering::Relaxed),
+        errors: errors.load(Ordering::Relaxed),
+        secs: measure.as_secs_f64(),
+        p50: pct(0.50),
+        p99: pct(0.99),
+        usage: usage(before, after, db.is_some()),
+    }
 }
 
 fn client() -> reqwest::Client {
@@ -226,7 +241,7 @@ async fn verify(backend: &'static str, hosts: &[Postern], db: Option<&TestDb>, s
             (v["verification"]["status"] == "approved").then_some(())
         }
     };
-    row("verify", backend, hosts, run(hosts, db, flow).await)
+    run(("verify", backend), hosts, db, flow).await
 }
 
 /// One user with email 2FA per client.
@@ -282,33 +297,7 @@ async fn login(
             (s == 200 && v["status"] == "success").then_some(())
         }
     };
-    row("login", backend, hosts, run(hosts, db, flow).await)
-}
-
-fn row(
-    flow: &'static str,
-    backend: &'static str,
-    hosts: &[Postern],
-    r: (u64, u64, f64, Vec<Duration>, Usage),
-) -> Row {
-    let (flows, errors, secs, latencies, usage) = r;
-    let pct = |p: f64| {
-        latencies
-            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or_default()
-    };
-    Row {
-        flow,
-        backend,
-        hosts: hosts.len(),
-        flows,
-        errors,
-        secs,
-        p50: pct(0.50),
-        p99: pct(0.99),
-        usage,
-    }
+    run(("login", backend), hosts, db, flow).await
 }
 
 /// CPU time of one argon2 password check with the server's parameters

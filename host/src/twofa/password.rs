@@ -2,7 +2,7 @@
 //! Rocket.Chat `password` method (`x-2fa-code` = hex SHA-256 of the password)
 //! and DDP's `{digest, algorithm: "sha-256"}` verify against the same hash.
 
-use std::sync::{Condvar, Mutex, PoisonError};
+use std::sync::{Condvar, Mutex, OnceLock, PoisonError};
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{Output, PasswordHash, PasswordHasher, SaltString};
@@ -74,7 +74,10 @@ impl Scratch {
     /// Runs `f` with a buffer of at least `blocks` blocks; blocks the
     /// (blocking-pool) thread while every buffer is in use.
     fn with<T>(&self, blocks: usize, f: impl FnOnce(&mut [Block]) -> T) -> T {
-        let limit = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // Read once: `available_parallelism` reads cgroup files each call.
+        static LIMIT: OnceLock<usize> = OnceLock::new();
+        let limit =
+            *LIMIT.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         let mut lent = Lent {
             pool: self,
             buf: self.take(limit),
