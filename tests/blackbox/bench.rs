@@ -55,6 +55,8 @@ struct Usage {
     postgres: Option<CpuTime>,
     statements: Option<i64>,
     commits: Option<i64>,
+    /// Calls per statement in the window, most first.
+    by_statement: Vec<(String, i64)>,
 }
 
 struct Snapshot {
@@ -86,7 +88,27 @@ fn usage(before: Snapshot, after: Snapshot, on_pg: bool) -> Usage {
         postgres: on_pg.then(|| after.postgres.since(before.postgres)),
         statements: diff(after.counters.statements, before.counters.statements),
         commits: diff(after.counters.commits, before.counters.commits),
+        by_statement: calls_between(&before.counters, after.counters),
     }
+}
+
+fn calls_between(before: &Counters, after: Counters) -> Vec<(String, i64)> {
+    let earlier: std::collections::HashMap<&str, i64> = before
+        .by_statement
+        .iter()
+        .map(|(q, n)| (q.as_str(), *n))
+        .collect();
+    let mut calls: Vec<(String, i64)> = after
+        .by_statement
+        .into_iter()
+        .map(|(q, n)| {
+            let n = n - earlier.get(q.as_str()).copied().unwrap_or(0);
+            (q, n)
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    calls.sort_by(|a, b| b.1.cmp(&a.1));
+    calls
 }
 
 struct Row {
@@ -366,6 +388,19 @@ fn print(rows: &[Row]) {
             per_flow(u.statements, r.flows),
             per_flow(u.commits, r.flows),
         );
+    }
+    if std::env::var_os("POSTERN_BENCH_STATEMENTS").is_some() {
+        for r in rows.iter().filter(|r| !r.usage.by_statement.is_empty()) {
+            println!(
+                "\nStatements per {} flow on {} ({} hosts):",
+                r.flow, r.backend, r.hosts
+            );
+            for (q, n) in &r.usage.by_statement {
+                let q: String = q.split_whitespace().collect::<Vec<_>>().join(" ");
+                let q: String = q.chars().take(150).collect();
+                println!("{:>6.2}  {q}", *n as f64 / r.flows.max(1) as f64);
+            }
+        }
     }
     let a = argon2_ms();
     if let Some(l) = rows

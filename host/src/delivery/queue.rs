@@ -57,6 +57,18 @@ struct Payload {
 }
 
 /// A request to deliver one message.
+/// What [`Queue::submit_as`] answers with once the first attempt ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// The stored record, attempts and all (what the test endpoint shows).
+    Record,
+    /// Id, channel, masked send-to and the status the first attempt
+    /// recorded, from memory: a 2FA send needs no more, and reading the
+    /// record back would cost two statements. The stored record is read
+    /// when the attempt's status is not known here.
+    Status,
+}
+
 pub struct Enqueue {
     pub tenant: TenantName,
     pub channel: String,
@@ -153,9 +165,19 @@ impl Queue {
     }
 
     /// Stores the delivery, makes the first attempt right away and returns
-    /// the record after it. Later attempts belong to the workers. The attempt
-    /// runs in its own task, so a caller that goes away does not cut it short.
+    /// the stored record after it. Later attempts belong to the workers. The
+    /// attempt runs in its own task, so a caller that goes away does not cut
+    /// it short.
     pub async fn submit(self: &Arc<Self>, req: Enqueue) -> Result<DeliveryRecord, QueueError> {
+        self.submit_as(req, Answer::Record).await
+    }
+
+    /// [`Queue::submit`], answering as `answer` says.
+    pub async fn submit_as(
+        self: &Arc<Self>,
+        req: Enqueue,
+        answer: Answer,
+    ) -> Result<DeliveryRecord, QueueError> {
         let channel = self
             .registry
             .get(&req.tenant, &req.channel)
@@ -194,7 +216,7 @@ impl Queue {
         };
         self.store.insert_delivery(&new).await?;
         if !attempt_now {
-            return Ok(self.record_or_summary(&new, None).await);
+            return Ok(self.record_or_summary(&new, None, answer).await);
         }
         let claimed = ClaimedDelivery {
             id: id.clone(),
@@ -211,7 +233,7 @@ impl Queue {
         let first = self.first_attempt(claimed).await;
         // Once an attempt has run, the call succeeds: the code may be on its
         // way, so an error now would tell the caller something false.
-        Ok(self.record_or_summary(&new, first).await)
+        Ok(self.record_or_summary(&new, first, answer).await)
     }
 
     /// `limits.tenant_deliveries_per_minute`: counts one new delivery.

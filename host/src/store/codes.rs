@@ -12,7 +12,7 @@
 use async_trait::async_trait;
 
 use super::backend::{Backend, Cols, SqlStore};
-use super::{CodeRow, Result, VerificationRow};
+use super::{CodeRow, NewCode, Result, VerificationRow};
 use crate::domain::{ChannelName, CodePurpose, VerificationStatus};
 
 #[async_trait]
@@ -23,9 +23,7 @@ pub trait CodeStore: Send + Sync {
         tenant: &str,
         subject: &str,
         purpose: &CodePurpose,
-        mac: &str,
-        expires_at: i64,
-        now: i64,
+        code: &NewCode<'_>,
     ) -> Result<()>;
     async fn code(
         &self,
@@ -80,6 +78,7 @@ fn verification_row(r: &impl Cols) -> Result<VerificationRow> {
         })?,
         expires_at: r.int(6)?,
         created_at: r.int(7)?,
+        failure_key: r.opt_text(8)?,
     })
 }
 
@@ -90,22 +89,23 @@ impl<B: Backend> CodeStore for SqlStore<B> {
         tenant: &str,
         subject: &str,
         purpose: &CodePurpose,
-        mac: &str,
-        expires_at: i64,
-        now: i64,
+        code: &NewCode<'_>,
     ) -> Result<()> {
         self.exec(
-            "INSERT INTO codes (tenant, subject, purpose, code_mac, attempts, expires_at, created_at)
-             VALUES ($1, $2, $3, $4, 0, $5, $6)
+            "INSERT INTO codes (tenant, subject, purpose, code_mac, attempts, expires_at, created_at,
+                fraud_tracked)
+             VALUES ($1, $2, $3, $4, 0, $5, $6, $7)
              ON CONFLICT (tenant, subject, purpose) DO UPDATE SET code_mac = excluded.code_mac,
-                attempts = 0, expires_at = excluded.expires_at, created_at = excluded.created_at",
+                attempts = 0, expires_at = excluded.expires_at, created_at = excluded.created_at,
+                fraud_tracked = excluded.fraud_tracked",
             &[
                 tenant.into(),
                 subject.into(),
                 purpose.as_str().as_ref().into(),
-                mac.into(),
-                expires_at.into(),
-                now.into(),
+                code.mac.into(),
+                code.expires_at.into(),
+                code.created_at.into(),
+                code.fraud_tracked.into(),
             ],
         )
         .await?;
@@ -120,7 +120,7 @@ impl<B: Backend> CodeStore for SqlStore<B> {
     ) -> Result<Option<CodeRow>> {
         let r = self
             .opt(
-                "SELECT code_mac, attempts, expires_at FROM codes
+                "SELECT code_mac, attempts, expires_at, fraud_tracked FROM codes
                  WHERE tenant = $1 AND subject = $2 AND purpose = $3",
                 &[
                     tenant.into(),
@@ -134,6 +134,7 @@ impl<B: Backend> CodeStore for SqlStore<B> {
                 code_mac: r.text(0)?,
                 attempts: r.int(1)? as u32,
                 expires_at: r.int(2)?,
+                fraud_tracked: r.flag(3)?,
             })
         })
         .transpose()
@@ -211,8 +212,8 @@ impl<B: Backend> CodeStore for SqlStore<B> {
     async fn insert_verification(&self, v: &VerificationRow) -> Result<()> {
         self.exec(
             "INSERT INTO verifications (id, tenant, channel, to_masked, username, status,
-                expires_at, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+                expires_at, created_at, updated_at, failure_key)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)",
             &[
                 (&v.id).into(),
                 (&v.tenant).into(),
@@ -222,6 +223,7 @@ impl<B: Backend> CodeStore for SqlStore<B> {
                 v.status.as_str().into(),
                 v.expires_at.into(),
                 v.created_at.into(),
+                (&v.failure_key).into(),
             ],
         )
         .await?;
@@ -231,7 +233,8 @@ impl<B: Backend> CodeStore for SqlStore<B> {
     async fn verification(&self, tenant: &str, id: &str) -> Result<Option<VerificationRow>> {
         let r = self
             .opt(
-                "SELECT id, tenant, channel, to_masked, username, status, expires_at, created_at
+                "SELECT id, tenant, channel, to_masked, username, status, expires_at, created_at,
+                    failure_key
                  FROM verifications WHERE tenant = $1 AND id = $2",
                 &[tenant.into(), id.into()],
             )

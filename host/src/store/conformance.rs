@@ -12,8 +12,8 @@ use sqlx::Connection;
 use crate::domain::CodePurpose;
 
 use super::{
-    AttemptRow, ChannelRow, DeliveryFilter, DeliveryStatus, Finish, MessageFacts, NewDelivery,
-    PgStore, PluginRow, SmsFacts, SqliteStore, Store, UserRow,
+    AttemptRow, ChannelRow, DeliveryFilter, DeliveryStatus, Finish, MessageFacts, NewCode,
+    NewDelivery, PgStore, PluginRow, SmsFacts, SqliteStore, Store, UserRow,
 };
 
 const NOW: i64 = 1_800_000_000_000;
@@ -106,6 +106,15 @@ fn delivery(i: usize) -> NewDelivery {
                 segments: 2,
             }),
         },
+    }
+}
+
+fn code(mac: &str) -> NewCode<'_> {
+    NewCode {
+        mac,
+        expires_at: NOW + 60_000,
+        created_at: NOW,
+        fraud_tracked: true,
     }
 }
 
@@ -257,9 +266,7 @@ async fn codes_are_consumed_once_and_wrong_attempts_stop_at_the_cap() {
     for p in backends().await {
         let (t, s) = ("default", "verify:v1");
         let purpose = &CodePurpose::parse("url").unwrap();
-        p.a.put_code(t, s, purpose, "mac1", NOW + 60_000, NOW)
-            .await
-            .unwrap();
+        p.a.put_code(t, s, purpose, &code("mac1")).await.unwrap();
         let consumed = join_all((0..16).map(|i| {
             let store = if i % 2 == 0 { p.a.clone() } else { p.b.clone() };
             async move {
@@ -272,9 +279,7 @@ async fn codes_are_consumed_once_and_wrong_attempts_stop_at_the_cap() {
         .await;
         assert_eq!(consumed.iter().filter(|c| **c).count(), 1, "{}", p.name);
 
-        p.b.put_code(t, s, purpose, "mac2", NOW + 60_000, NOW)
-            .await
-            .unwrap();
+        p.b.put_code(t, s, purpose, &code("mac2")).await.unwrap();
         let counts = join_all((0..24).map(|i| {
             let store = if i % 2 == 0 { p.a.clone() } else { p.b.clone() };
             async move { store.fail_code(t, s, purpose, NOW, 5).await.unwrap() }
@@ -309,6 +314,29 @@ async fn rate_windows_count_every_hit_once() {
         assert_eq!(
             p.b.rate_hit("k", later, 60_000).await.unwrap(),
             (1, later),
+            "{}",
+            p.name
+        );
+        // Several keys in one statement, racing on two hosts: each key's
+        // hits are all counted, and answers come in the order asked.
+        let pairs = join_all((0..20).map(|i| {
+            let store = if i % 2 == 0 { p.a.clone() } else { p.b.clone() };
+            let keys = if i % 2 == 0 { ["x", "y"] } else { ["y", "x"] };
+            async move {
+                let hits = store.rate_hits(&keys, later, 60_000).await.unwrap();
+                (keys[0], hits[0].0, hits[1].0)
+            }
+        }))
+        .await;
+        let mut xs: Vec<u64> = pairs
+            .iter()
+            .map(|(first, a, b)| if *first == "x" { *a } else { *b })
+            .collect();
+        xs.sort();
+        assert_eq!(xs, (1..=20).collect::<Vec<u64>>(), "{}", p.name);
+        assert_eq!(
+            p.a.rate_hits(&["y", "k"], later, 60_000).await.unwrap(),
+            [(21, later), (2, later)],
             "{}",
             p.name
         );

@@ -44,9 +44,6 @@ pub trait FailureStore: Send + Sync {
     async fn clear_failures_prefixed(&self, prefix: &str, now: i64) -> Result<u64>;
     /// Keys locked at `now`, by tenant.
     async fn locked_by_tenant(&self, now: i64) -> Result<Vec<(String, u64)>>;
-    /// Which failure key a verification's checks count against.
-    async fn set_verification_failure_key(&self, tenant: &str, id: &str, key: &str) -> Result<()>;
-    async fn verification_failure_key(&self, tenant: &str, id: &str) -> Result<Option<String>>;
 }
 
 fn count(r: &impl Cols) -> Result<FailureCount> {
@@ -137,24 +134,5 @@ impl<B: Backend> FailureStore for SqlStore<B> {
         rows.iter()
             .map(|r| Ok((r.text(0)?, u64::try_from(r.int(1)?).unwrap_or(0))))
             .collect()
-    }
-
-    async fn set_verification_failure_key(&self, tenant: &str, id: &str, key: &str) -> Result<()> {
-        self.exec(
-            "UPDATE verifications SET failure_key = $3 WHERE tenant = $1 AND id = $2",
-            &[tenant.into(), id.into(), key.into()],
-        )
-        .await?;
-        Ok(())
-    }
-
-    async fn verification_failure_key(&self, tenant: &str, id: &str) -> Result<Option<String>> {
-        let r = self
-            .opt(
-                "SELECT failure_key FROM verifications WHERE tenant = $1 AND id = $2",
-                &[tenant.into(), id.into()],
-            )
-            .await?;
-        Ok(r.map(|r| r.opt_text(0)).transpose()?.flatten())
     }
 }

@@ -61,6 +61,9 @@ impl<B: Backend> SqlStore<B> {
     }
 }
 
+/// A pooled connection idle this long is pinged before it is handed out.
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
+
 /// Pool options every backend shares: connections opened before the last
 /// fault are closed instead of reused, and a new connection must see
 /// postern's schema (an empty database where postern's used to be is
@@ -77,9 +80,19 @@ pub fn pool_options<B: Backend>(faults: &Arc<FaultMark>) -> PoolOptions<B> {
                 }
             })
         })
-        .before_acquire(move |_conn, meta| {
+        // sqlx pings every connection it hands out by default: a second
+        // round trip (a thread hand-off on SQLite) per statement. Only one
+        // that sat idle a while is pinged; one in steady use that broke
+        // fails its statement, which marks the fault above.
+        .test_before_acquire(false)
+        .before_acquire(move |conn, meta| {
             let fresh = !on_acquire.predates_fault(&meta);
-            Box::pin(async move { Ok(fresh) })
+            Box::pin(async move {
+                if fresh && meta.idle_for >= PING_IF_IDLE_FOR {
+                    return Ok(conn.ping().await.is_ok());
+                }
+                Ok(fresh)
+            })
         })
         .after_release(move |_conn, meta| {
             let fresh = !on_release.predates_fault(&meta);

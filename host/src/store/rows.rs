@@ -231,6 +231,19 @@ pub struct CodeRow {
     pub code_mac: String,
     pub attempts: u32,
     pub expires_at: i64,
+    /// Its send was counted by the fraud guard (see [`NewCode`]).
+    pub fraud_tracked: bool,
+}
+
+/// A code to store: its MAC, never the code.
+#[derive(Debug, Clone, Copy)]
+pub struct NewCode<'a> {
+    pub mac: &'a str,
+    pub expires_at: i64,
+    pub created_at: i64,
+    /// The fraud guard counted its send, so a successful check marks that
+    /// send converted; otherwise there is nothing to mark.
+    pub fraud_tracked: bool,
 }
 
 /// A Verify-API verification, as stored and as the API shows it.
@@ -250,6 +263,10 @@ pub struct VerificationRow {
     pub expires_at: i64,
     #[serde(skip)]
     pub created_at: i64,
+    /// The consecutive-failure key its checks count against (the
+    /// destination's), stored with it so a check reads both at once.
+    #[serde(skip)]
+    pub failure_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

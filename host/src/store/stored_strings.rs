@@ -4,7 +4,7 @@
 
 use super::backend::Cols;
 use super::prelude::*;
-use super::{MethodRow, SqliteStore, StoreError, UserRow, VerificationRow};
+use super::{MethodRow, NewCode, SqliteStore, StoreError, UserRow, VerificationRow};
 use crate::domain::{ChannelName, CodePurpose, Method, MethodSlot, VerificationStatus};
 
 const NOW: i64 = 1_800_000_000_000;
@@ -75,9 +75,15 @@ async fn methods_and_code_purposes_are_stored_as_their_wire_strings() {
 
     let enrol = CodePurpose::Enrol(channel("sms"));
     let sign_in = CodePurpose::Method(Method::Email);
+    let code = NewCode {
+        mac: "mac",
+        expires_at: NOW + 1,
+        created_at: NOW,
+        fraud_tracked: false,
+    };
     for p in [&enrol, &sign_in] {
         store
-            .put_code("default", "user:u1", p, "mac", NOW + 1, NOW)
+            .put_code("default", "user:u1", p, &code)
             .await
             .unwrap();
     }
@@ -110,6 +116,7 @@ async fn verification_statuses_are_stored_as_their_wire_strings() {
         status: VerificationStatus::Pending,
         expires_at: NOW + 1,
         created_at: NOW,
+        failure_key: None,
     };
     store.insert_verification(&v).await.unwrap();
     let status = "SELECT status FROM verifications";
@@ -158,6 +165,7 @@ async fn a_stored_value_postern_would_not_write_is_a_corrupt_row_error() {
         status: VerificationStatus::Pending,
         expires_at: NOW + 1,
         created_at: NOW,
+        failure_key: None,
     };
     store.insert_verification(&v).await.unwrap();
     store

@@ -3,7 +3,7 @@
 //! is live) and `totp-required` comes back; with one, it is checked.
 
 use super::codes::{CodeCheck, CodeRequest};
-use super::failures::{Counted, user_key};
+use super::failures::{Counted, Standing, user_key};
 use super::methods::{UserMethod, alternates, method_names};
 use super::{
     Caller, Details, R, Supplied, TwoFaError, TwoFactor, password, tenant_of, user_subject,
@@ -63,7 +63,8 @@ impl TwoFactor {
             .cloned()
             .ok_or_else(|| TwoFaError::NotFound("no 2FA method".into()))?;
         // A locked method sends nothing and looks at no code.
-        if self.is_locked(&user_key(user, &pick.method)).await? {
+        let standing = self.standing(&user_key(user, &pick.method)).await?;
+        if standing.is_locked() {
             let d = details(user, &pick.method, false, None, &methods);
             return Err(TwoFaError::MaxAttempts(d));
         }
@@ -79,7 +80,7 @@ impl TwoFactor {
                 )))
             }
             Some(code) => {
-                self.check_supplied(user, &pick, &methods, code, caller)
+                self.check_supplied(user, &pick, &methods, code, caller, standing)
                     .await
             }
         }
@@ -100,7 +101,8 @@ impl TwoFactor {
         let Some(code) = &supplied.code else {
             return Err(TwoFaError::Required(details));
         };
-        if self.is_locked(&user_key(user, &Method::Password)).await? {
+        let standing = self.standing(&user_key(user, &Method::Password)).await?;
+        if standing.is_locked() {
             return Err(TwoFaError::MaxAttempts(details));
         }
         self.limit_checks(user, caller).await?;
@@ -111,7 +113,7 @@ impl TwoFactor {
             Err(TwoFaError::Invalid(details.clone()))
         };
         let result = self
-            .counted(user, &Method::Password, result, || details)
+            .counted(user, (&Method::Password, standing), result, || details)
             .await;
         let ok = result.is_ok();
         self.audit(
@@ -131,13 +133,13 @@ impl TwoFactor {
     async fn counted(
         &self,
         user: &UserRow,
-        method: &Method,
+        (method, before): (&Method, Standing),
         result: R<()>,
         locked: impl FnOnce() -> Details,
     ) -> R<()> {
         let key = user_key(user, method);
         match &result {
-            Ok(()) => self.count_success(&key).await?,
+            Ok(()) => self.count_success(&key, before).await?,
             Err(TwoFaError::Invalid(_) | TwoFaError::MaxAttempts(_)) => {
                 let what = format!("method={method}");
                 let counted = self
@@ -201,6 +203,7 @@ impl TwoFactor {
         methods: &[UserMethod],
         code: &str,
         caller: &Caller,
+        before: Standing,
     ) -> R<()> {
         self.limit_checks(user, caller).await?;
         let result = if method.method == Method::Totp {
@@ -219,7 +222,9 @@ impl TwoFactor {
             self.check_code(user, method, methods, code, caller).await
         };
         let locked = || details(user, &method.method, false, None, methods);
-        let result = self.counted(user, &method.method, result, locked).await;
+        let result = self
+            .counted(user, (&method.method, before), result, locked)
+            .await;
         let action = match &result {
             Ok(()) => "check.approved",
             Err(TwoFaError::MaxAttempts(_)) => "check.max_attempts",

@@ -12,10 +12,10 @@ use super::rate::SEND_WINDOW_MS;
 use super::{Caller, R, TwoFaError, TwoFactor};
 use crate::crypto::{Keys, sha256_hex};
 use crate::delivery::Message;
-use crate::delivery::queue::{Enqueue, QueueError};
+use crate::delivery::queue::{Answer, Enqueue, QueueError};
 use crate::domain::{CodePurpose, TenantName};
 use crate::messages::Preferences;
-use crate::store::{DeliveryRecord, DeliveryStatus};
+use crate::store::{DeliveryRecord, DeliveryStatus, NewCode};
 
 /// `len` random decimal digits.
 pub fn generate(len: u32) -> String {
@@ -96,21 +96,27 @@ impl TwoFactor {
                 tenant,
                 req.subject,
                 &req.purpose,
-                &code_mac,
-                expires_at,
-                now,
+                &NewCode {
+                    mac: &code_mac,
+                    expires_at,
+                    created_at: now,
+                    fraud_tracked: tracked.is_some(),
+                },
             )
             .await?;
         let submitted = self
             .queue
-            .submit(Enqueue {
-                tenant: req.tenant.clone(),
-                channel: req.channel.to_string(),
-                message: self.message(code, &req, caller),
-                username: req.username.map(str::to_string),
-                expires_at,
-                alternates: req.alternates.clone(),
-            })
+            .submit_as(
+                Enqueue {
+                    tenant: req.tenant.clone(),
+                    channel: req.channel.to_string(),
+                    message: self.message(code, &req, caller),
+                    username: req.username.map(str::to_string),
+                    expires_at,
+                    alternates: req.alternates.clone(),
+                },
+                Answer::Status,
+            )
             .await;
         let record = match submitted {
             Ok(r) => r,
@@ -218,7 +224,7 @@ impl TwoFactor {
                 .store
                 .consume_code(tenant, subject, purpose, &row.code_mac, now, max)
                 .await?;
-            if consumed {
+            if consumed && row.fraud_tracked {
                 self.fraud_converted(tenant, subject, &purpose.as_str())
                     .await?;
             }

@@ -44,6 +44,20 @@ pub struct Lock {
     pub retry_after: Option<u64>,
 }
 
+/// A failure key as a check found it, before looking at the code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Standing {
+    pub lock: Option<Lock>,
+    /// A count is stored (possibly of zero failures, after a lock ran out).
+    counted: bool,
+}
+
+impl Standing {
+    pub fn is_locked(&self) -> bool {
+        self.lock.is_some()
+    }
+}
+
 /// What a check did to a failure key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Counted {
@@ -56,14 +70,20 @@ pub(super) enum Counted {
 impl TwoFactor {
     /// Whether checks under `key` are refused now, without looking at a code.
     pub(super) async fn is_locked(&self, key: &str) -> R<bool> {
-        Ok(self.lock_of(key).await?.is_some())
+        Ok(self.standing(key).await?.is_locked())
     }
 
     /// The lock on `key` now, if any.
     pub(super) async fn lock_of(&self, key: &str) -> R<Option<Lock>> {
+        Ok(self.standing(key).await?.lock)
+    }
+
+    /// Where `key` stands before a check: its lock, and whether it has
+    /// failures counted that a success must clear.
+    pub(super) async fn standing(&self, key: &str) -> R<Standing> {
         let now = self.now_ms();
         let count = self.store.failure_count(key).await?;
-        Ok(count
+        let lock = count
             .filter(|c| c.is_locked(now))
             .and_then(|c| c.locked_until)
             .map(|until| Lock {
@@ -72,7 +92,11 @@ impl TwoFactor {
                         .unwrap_or(1)
                         .max(1)
                 }),
-            }))
+            });
+        Ok(Standing {
+            lock,
+            counted: count.is_some(),
+        })
     }
 
     /// Counts one failed check; locks the key when the count reaches
@@ -121,9 +145,14 @@ impl TwoFactor {
         Ok(Counted::Locked)
     }
 
-    /// A successful check: the count starts again.
-    pub(super) async fn count_success(&self, key: &str) -> R<()> {
-        self.store.clear_failures(key).await?;
+    /// A successful check: the count starts again. `before` is the key's
+    /// standing when the check began; with nothing counted then there is
+    /// nothing to clear (a failure counted since by a concurrent check
+    /// is ordered after this success), so no write is made.
+    pub(super) async fn count_success(&self, key: &str, before: Standing) -> R<()> {
+        if before.counted {
+            self.store.clear_failures(key).await?;
+        }
         Ok(())
     }
 

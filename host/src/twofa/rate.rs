@@ -13,13 +13,27 @@ pub(super) const SEND_WINDOW_MS: i64 = 600_000;
 impl TwoFactor {
     /// Counts one hit against a fixed window; 429 past `max`.
     pub async fn limit(&self, key: &str, window_ms: i64, max: u32) -> R<()> {
+        self.limits(&[(key, max)], window_ms).await
+    }
+
+    /// Counts one hit against each key's fixed window (one statement); 429
+    /// past any key's max, to retry when every refusing window has ended.
+    pub async fn limits(&self, keys: &[(&str, u32)], window_ms: i64) -> R<()> {
         let now = self.now_ms();
-        let (count, start) = self.store.rate_hit(key, now, window_ms).await?;
-        if count > u64::from(max) {
-            let retry_after = ((start + window_ms - now) as f64 / 1000.0).ceil().max(1.0) as u64;
-            return Err(TwoFaError::TooManyRequests { retry_after });
+        let names: Vec<&str> = keys.iter().map(|(k, _)| *k).collect();
+        let hits = self.store.rate_hits(&names, now, window_ms).await?;
+        let retry_after = keys
+            .iter()
+            .zip(hits)
+            .filter(|((_, max), (count, _))| *count > u64::from(*max))
+            .map(|(_, (_, start))| {
+                ((start + window_ms - now) as f64 / 1000.0).ceil().max(1.0) as u64
+            })
+            .max();
+        match retry_after {
+            Some(retry_after) => Err(TwoFaError::TooManyRequests { retry_after }),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// The limits on code checks: per user and per address.
@@ -32,12 +46,13 @@ impl TwoFactor {
     /// what is checked (a user, a verification).
     pub(super) async fn limit_checks_of(&self, subject_key: &str, caller: &Caller) -> R<()> {
         let l = &self.config.limits;
-        self.limit(subject_key, MINUTE_MS, l.checks_per_user_per_minute)
-            .await?;
-        self.limit(
-            &format!("check:ip:{}", caller.ip),
+        let ip_key = format!("check:ip:{}", caller.ip);
+        self.limits(
+            &[
+                (subject_key, l.checks_per_user_per_minute),
+                (&ip_key, l.checks_per_ip_per_minute),
+            ],
             MINUTE_MS,
-            l.checks_per_ip_per_minute,
         )
         .await
     }

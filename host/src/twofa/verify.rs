@@ -64,11 +64,9 @@ impl TwoFactor {
             status: VerificationStatus::Pending,
             expires_at: now + self.ttl_ms(),
             created_at: now,
+            failure_key: Some(key),
         };
         self.store.insert_verification(&v).await?;
-        self.store
-            .set_verification_failure_key(tenant.as_str(), &v.id, &key)
-            .await?;
         let req = CodeRequest {
             tenant,
             subject: &v.subject(),
@@ -161,14 +159,11 @@ impl TwoFactor {
         code: &str,
         actor: &str,
     ) -> R<Option<VerificationStatus>> {
-        let key = self
-            .store
-            .verification_failure_key(&v.tenant, &v.id)
-            .await?;
-        let Some(key) = key else {
+        let Some(key) = &v.failure_key else {
             return self.check_verification_code(v, code).await;
         };
-        if self.is_locked(&key).await? {
+        let standing = self.standing(key).await?;
+        if standing.is_locked() {
             self.store
                 .delete_code(&v.tenant, &v.subject(), &v.purpose())
                 .await?;
@@ -176,10 +171,10 @@ impl TwoFactor {
         }
         let next = self.check_verification_code(v, code).await?;
         match next {
-            Some(VerificationStatus::Approved) => self.count_success(&key).await?,
+            Some(VerificationStatus::Approved) => self.count_success(key, standing).await?,
             None | Some(VerificationStatus::MaxAttemptsReached) => {
                 let what = format!("verification channel={}", v.channel);
-                if self.count_failure(&key, &v.tenant, actor, &what).await? == Counted::Locked {
+                if self.count_failure(key, &v.tenant, actor, &what).await? == Counted::Locked {
                     return Ok(Some(VerificationStatus::MaxAttemptsReached));
                 }
             }

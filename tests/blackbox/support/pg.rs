@@ -27,10 +27,12 @@ pub fn available(test: &str) -> bool {
 }
 
 /// Cumulative counts for one database; `None` where the server cannot say.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Counters {
     pub statements: Option<i64>,
     pub commits: Option<i64>,
+    /// Calls per statement text (`pg_stat_statements`' normalised query).
+    pub by_statement: Vec<(String, i64)>,
 }
 
 /// One database on the test server, dropped when the last holder goes.
@@ -117,10 +119,19 @@ impl TestDb {
         .fetch_one(&mut conn)
         .await
         .ok();
+        let by_statement = sqlx::query_as::<_, (String, i64)>(
+            "SELECT s.query, s.calls FROM pg_stat_statements s
+             JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = $1",
+        )
+        .bind(&self.name)
+        .fetch_all(&mut conn)
+        .await
+        .unwrap_or_default();
         let _ = conn.close().await;
         Counters {
             statements,
             commits,
+            by_statement,
         }
     }
 

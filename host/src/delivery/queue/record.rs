@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::Queue;
+use super::{Answer, Queue};
 use crate::delivery::registry::Channel;
 use crate::store::{ClaimedDelivery, DeliveryRecord, DeliveryStatus, Finish, NewDelivery, rfc3339};
 
@@ -80,7 +80,11 @@ impl Queue {
         &self,
         new: &NewDelivery,
         first: Option<DeliveryStatus>,
+        answer: Answer,
     ) -> DeliveryRecord {
+        if answer == Answer::Status && first.is_some() {
+            return summary(new, first);
+        }
         match self.store.get_delivery(&new.tenant, &new.id).await {
             Ok(Some(mut record)) => {
                 // A worker (on this host or another sharing the store) may
