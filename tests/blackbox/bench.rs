@@ -107,7 +107,7 @@ fn calls_between(before: &Counters, after: Counters) -> Vec<(String, i64)> {
         })
         .filter(|(_, n)| *n > 0)
         .collect();
-    calls.sort_by(|a, b| b.1.cmp(&a.1));
+    calls.sort_by_key(|c| std::cmp::Reverse(c.1));
     calls
 }
 
