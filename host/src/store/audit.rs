@@ -49,7 +49,7 @@ impl<B: Backend> AuditStore for SqlStore<B> {
 
     async fn list_audit(&self, tenant: &str, limit: u32) -> Result<Vec<AuditRow>> {
         let rows = self
-            .all(
+            .read_all(
                 "SELECT id, at, actor, action, subject, detail FROM audit
                  WHERE tenant = $1 ORDER BY id DESC LIMIT $2",
                 &[tenant.into(), limit.into()],

@@ -232,6 +232,10 @@ where
 /// The store on one backend: [`super::SqliteStore`] or [`super::PgStore`].
 pub struct SqlStore<B: Backend> {
     pub(super) pool: Pool<B>,
+    /// For long reads ([`SqlStore::read_all`]): on SQLite, connections
+    /// beside the one writer, so a console page never holds up a login; on
+    /// PostgreSQL the same pool.
+    pub(super) reads: Pool<B>,
     /// Shared with the pool's hooks (see `health.rs`).
     pub(super) faults: Arc<FaultMark>,
     /// How a connection outside the pool is opened (the write probe's).
@@ -253,6 +257,21 @@ impl<B: Backend> SqlStore<B> {
     pub(super) async fn opt(&self, sql: &str, args: &[Arg<'_>]) -> Result<Option<B::Rec>> {
         let mut conn = self.pool.acquire().await?;
         self.watch(B::fetch_optional(&mut conn, sql, args).await)
+    }
+
+    /// A read that may take a while (console figures and searches,
+    /// listings), on the reader connections. It sees every write committed
+    /// before it started.
+    pub(super) async fn read_all(&self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<B::Rec>> {
+        let mut conn = self.reads.acquire().await?;
+        self.watch(B::fetch_all(&mut conn, sql, args).await)
+    }
+
+    /// [`SqlStore::read_all`] for exactly one row (an aggregate).
+    pub(super) async fn read_one(&self, sql: &str, args: &[Arg<'_>]) -> Result<B::Rec> {
+        let mut conn = self.reads.acquire().await?;
+        self.watch(B::fetch_optional(&mut conn, sql, args).await)?
+            .ok_or(StoreError::Db(sqlx::Error::RowNotFound))
     }
 
     /// Exactly one row (an aggregate, an upsert's `RETURNING`).

@@ -194,7 +194,7 @@ impl<B: Backend> ConsoleStore for SqlStore<B> {
             scope(tenant)
         );
         let args = [tenant.into(), since.into(), until.into(), bucket_ms.into()];
-        let rows = self.all(&sql, &args).await?;
+        let rows = self.read_all(&sql, &args).await?;
         rows.iter()
             .map(|r| {
                 Ok(OutcomeBucket {
@@ -232,7 +232,7 @@ impl<B: Backend> ConsoleStore for SqlStore<B> {
             scope(tenant)
         );
         let args = [tenant.into(), since.into(), until.into(), bucket_ms.into()];
-        let rows = self.all(&sql, &args).await?;
+        let rows = self.read_all(&sql, &args).await?;
         rows.iter()
             .map(|r| {
                 Ok(TookBucket {
@@ -256,7 +256,7 @@ impl<B: Backend> ConsoleStore for SqlStore<B> {
             "SELECT CAST(COUNT(*) AS BIGINT), MIN(next_attempt_at) FROM deliveries
              WHERE status IN ('queued', 'sending') AND {tenant_is}"
         );
-        let r = self.one(&sql, &[tenant.into()]).await?;
+        let r = self.read_one(&sql, &[tenant.into()]).await?;
         Ok(QueueSummary {
             depth: r.int(0)? as u64,
             oldest_due_at: r.opt_int(1)?,
@@ -285,13 +285,13 @@ impl<B: Backend> ConsoleStore for SqlStore<B> {
             s.until.unwrap_or(i64::MAX).into(),
             s.limit.into(),
         ];
-        let rows = self.all(&sql, &args).await?;
+        let rows = self.read_all(&sql, &args).await?;
         self.records(rows).await
     }
 
     async fn plugin_outcomes(&self, tenant: &str, limit: u32) -> Result<Vec<PluginOutcome>> {
         let rows = self
-            .all(
+            .read_all(
                 // Attempts first (the partial index `delivery_attempts_by_plugin`
                 // holds only plugin attempts), the tenant checked per attempt.
                 "SELECT a.plugin_sha256, a.outcome, a.detail, CAST(COUNT(*) AS BIGINT) AS n

@@ -109,6 +109,7 @@ impl SqlStore<Postgres> {
             .connect_with(opts.clone())
             .await?;
         Ok(Self {
+            reads: pool.clone(),
             pool,
             faults,
             fresh: opts,

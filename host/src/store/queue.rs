@@ -328,16 +328,16 @@ impl<B: Backend> QueueStore for SqlStore<B> {
             filter.limit.into(),
         ];
         let count = format!("SELECT COUNT(*) FROM deliveries {FILTER}");
-        let total = self.one(&count, &args[..3]).await?.int(0)?;
+        let total = self.read_one(&count, &args[..3]).await?.int(0)?;
         let sql = format!(
             "SELECT {RECORD_COLUMNS} FROM deliveries {FILTER} ORDER BY created_at DESC, id LIMIT $4"
         );
-        let rows = self.all(&sql, &args).await?;
+        let rows = self.read_all(&sql, &args).await?;
         Ok((self.records(rows).await?, total as u64))
     }
 
     async fn count_pending(&self) -> Result<u64> {
         let sql = "SELECT COUNT(*) FROM deliveries WHERE status IN ('queued', 'sending')";
-        Ok(self.one(sql, &[]).await?.int(0)? as u64)
+        Ok(self.read_one(sql, &[]).await?.int(0)? as u64)
     }
 }
