@@ -41,12 +41,7 @@ const PASSWORD: &str = "pw-ivy-1";
 impl Env {
     /// `ivy`, with email 2FA.
     async fn ivy(&self) {
-        let body = json!({ "username": "ivy", "email": "ivy@example.com", "emailVerified": true, "password": PASSWORD });
-        let (s, v) = self.p.post("/api/v1/users.create", body).await;
-        assert_eq!(s, 200, "{v}");
-        let body = json!({ "username": "ivy", "method": "email" });
-        let (s, v) = self.p.post("/api/v1/users.setTwoFactor", body).await;
-        assert_eq!(s, 200, "{v}");
+        crate::support::api::email_2fa_user(&self.p, "ivy", PASSWORD).await;
     }
 
     async fn login(&self, code: Option<&str>) -> (u16, Value) {

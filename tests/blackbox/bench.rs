@@ -269,18 +269,7 @@ async fn verify(backend: &'static str, hosts: &[Postern], db: Option<&TestDb>, s
 /// One user with email 2FA per client.
 async fn create_users(host: &Postern, tag: &str) {
     for c in 0..CLIENTS {
-        let user = format!("{tag}{c}");
-        let body = json!({ "username": user, "email": format!("{user}@example.com"),
-                           "emailVerified": true, "password": PASSWORD });
-        let (s, v) = host.post("/api/v1/users.create", body).await;
-        assert_eq!(s, 200, "{v}");
-        let (s, v) = host
-            .post(
-                "/api/v1/users.setTwoFactor",
-                json!({ "username": user, "method": "email" }),
-            )
-            .await;
-        assert_eq!(s, 200, "{v}");
+        crate::support::api::email_2fa_user(host, &format!("{tag}{c}"), PASSWORD).await;
     }
 }
 

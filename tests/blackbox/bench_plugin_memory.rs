@@ -79,13 +79,7 @@ async fn fake_bot_api() -> String {
             r#"{"ok":true,"result":{"message_id":1}}"#,
         )
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let addr = crate::support::http::serve_loopback(app).await;
     format!("http://{addr}")
 }
 

@@ -51,14 +51,7 @@ impl Env {
     }
 
     async fn enable_email_2fa(&self, username: &str) {
-        let (s, v) = self
-            .p
-            .post(
-                "/api/v1/users.setTwoFactor",
-                json!({ "username": username, "method": "email" }),
-            )
-            .await;
-        assert_eq!(s, 200, "{v}");
+        crate::support::api::enable_email_2fa(&self.p, username).await;
     }
 
     /// The code in the `n`-th mail (1-based).

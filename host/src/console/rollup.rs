@@ -9,7 +9,7 @@
 //! rows. At most [`MAX_HOURS`] entries; the oldest hours go first.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::store::{DeliveryStatus, Result, Store};
 
@@ -133,16 +133,18 @@ pub struct HourCache {
 }
 
 impl HourCache {
+    /// The map; a panic elsewhere while it was held leaves whole entries
+    /// only (each insert is one call), so a poisoned lock is still usable.
+    fn map(&self) -> MutexGuard<'_, HashMap<Key, Arc<Figures>>> {
+        self.hours.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn get(&self, key: &Key) -> Option<Arc<Figures>> {
-        self.hours
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(key)
-            .cloned()
+        self.map().get(key).cloned()
     }
 
     fn put(&self, key: Key, f: Figures) {
-        let mut hours = self.hours.lock().unwrap_or_else(|e| e.into_inner());
+        let mut hours = self.map();
         if hours.len() >= MAX_HOURS {
             // Drop the oldest tenth at once, so a full cache is not scanned per insert.
             let mut starts: Vec<i64> = hours.keys().map(|k| k.1).collect();

@@ -225,13 +225,7 @@ impl Fake {
             delay,
         };
         let app = axum::Router::new().fallback(handle).with_state(state);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let addr = crate::support::http::serve_loopback(app).await;
         Fake { addr, seen }
     }
 

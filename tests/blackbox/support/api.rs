@@ -62,3 +62,20 @@ pub async fn upload(
         .unwrap();
     super::secrets::checked_json(r).await
 }
+
+/// A user of the `default` tenant with a verified `<username>@example.com`,
+/// a password, and email 2FA (through the admin token).
+pub async fn email_2fa_user(p: &Postern, username: &str, password: &str) {
+    let body = json!({ "username": username, "email": format!("{username}@example.com"),
+                       "emailVerified": true, "password": password });
+    let (s, v) = p.post("/api/v1/users.create", body).await;
+    assert_eq!(s, 200, "{v}");
+    enable_email_2fa(p, username).await;
+}
+
+/// Turns email 2FA on for a `default`-tenant user.
+pub async fn enable_email_2fa(p: &Postern, username: &str) {
+    let body = json!({ "username": username, "method": "email" });
+    let (s, v) = p.post("/api/v1/users.setTwoFactor", body).await;
+    assert_eq!(s, 200, "{v}");
+}

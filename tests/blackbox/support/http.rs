@@ -10,6 +10,18 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+/// Serves `app` on a fresh loopback port for the rest of the test; its address.
+pub async fn serve_loopback(app: axum::Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a loopback port");
+    let addr = listener.local_addr().expect("the bound address");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    addr
+}
+
 #[derive(Debug, Clone)]
 pub struct Recorded {
     pub method: Method,
@@ -77,11 +89,7 @@ impl Receiver {
         let app = axum::Router::new()
             .fallback(handle)
             .with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let port = serve_loopback(app).await.port();
         Self { port, shared }
     }
 

@@ -43,11 +43,7 @@ impl Sink {
         let app = axum::Router::new()
             .fallback(handle)
             .with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let port = super::http::serve_loopback(app).await.port();
         Self { port, shared }
     }
 
