@@ -56,7 +56,6 @@ struct Payload {
     alternates: BTreeMap<String, String>,
 }
 
-/// A request to deliver one message.
 /// What [`Queue::submit_as`] answers with once the first attempt ran.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Answer {
@@ -69,6 +68,7 @@ pub enum Answer {
     Status,
 }
 
+/// A request to deliver one message.
 pub struct Enqueue {
     pub tenant: TenantName,
     pub channel: String,
