@@ -12,7 +12,8 @@
 use async_trait::async_trait;
 
 use super::backend::{Backend, Cols, SqlStore};
-use super::{CodeRow, NewCode, Result, VerificationRow};
+use super::failures::count_at;
+use super::{CodeRow, FailureCount, NewCode, Result, VerificationRow};
 use crate::domain::{ChannelName, CodePurpose, VerificationStatus};
 
 #[async_trait]
@@ -56,6 +57,13 @@ pub trait CodeStore: Send + Sync {
 
     async fn insert_verification(&self, v: &VerificationRow) -> Result<()>;
     async fn verification(&self, tenant: &str, id: &str) -> Result<Option<VerificationRow>>;
+    /// A verification and, in the same read, the failure count of the key
+    /// its checks count against (None: no count stored).
+    async fn verification_for_check(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Option<(VerificationRow, Option<FailureCount>)>>;
     /// `pending` → `status`; false if it was no longer pending.
     async fn finish_verification(
         &self,
@@ -65,6 +73,11 @@ pub trait CodeStore: Send + Sync {
         now: i64,
     ) -> Result<bool>;
 }
+
+/// What [`verification_row`] reads, in its order (table alias `v`).
+const VERIFICATION_COLUMNS: &str = "v.id, v.tenant, v.channel, v.to_masked, v.username, v.status,
+    v.expires_at, v.created_at, v.failure_key";
+const ONE_VERIFICATION: &str = "v.tenant = $1 AND v.id = $2";
 
 fn verification_row(r: &impl Cols) -> Result<VerificationRow> {
     Ok(VerificationRow {
@@ -231,15 +244,30 @@ impl<B: Backend> CodeStore for SqlStore<B> {
     }
 
     async fn verification(&self, tenant: &str, id: &str) -> Result<Option<VerificationRow>> {
-        let r = self
-            .opt(
-                "SELECT id, tenant, channel, to_masked, username, status, expires_at, created_at,
-                    failure_key
-                 FROM verifications WHERE tenant = $1 AND id = $2",
-                &[tenant.into(), id.into()],
-            )
-            .await?;
+        let sql =
+            format!("SELECT {VERIFICATION_COLUMNS} FROM verifications v WHERE {ONE_VERIFICATION}");
+        let r = self.opt(&sql, &[tenant.into(), id.into()]).await?;
         r.as_ref().map(verification_row).transpose()
+    }
+
+    async fn verification_for_check(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Option<(VerificationRow, Option<FailureCount>)>> {
+        let sql = format!(
+            "SELECT {VERIFICATION_COLUMNS}, f.failures, f.locks, f.locked_until, f.key
+             FROM verifications v LEFT JOIN failures f ON f.key = v.failure_key
+             WHERE {ONE_VERIFICATION}"
+        );
+        let Some(r) = self.opt(&sql, &[tenant.into(), id.into()]).await? else {
+            return Ok(None);
+        };
+        let count = match r.opt_text(12)? {
+            Some(_) => Some(count_at(&r, 9)?),
+            None => None,
+        };
+        Ok(Some((verification_row(&r)?, count)))
     }
 
     async fn finish_verification(

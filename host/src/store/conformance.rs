@@ -9,11 +9,11 @@ use std::sync::Arc;
 use futures::future::join_all;
 use sqlx::Connection;
 
-use crate::domain::CodePurpose;
+use crate::domain::{ChannelName, CodePurpose, VerificationStatus};
 
 use super::{
     AttemptRow, ChannelRow, DeliveryFilter, DeliveryStatus, Finish, MessageFacts, NewCode,
-    NewDelivery, PgStore, PluginRow, SmsFacts, SqliteStore, Store, UserRow,
+    NewDelivery, PgStore, PluginRow, SmsFacts, SqliteStore, Store, UserRow, VerificationRow,
 };
 
 const NOW: i64 = 1_800_000_000_000;
@@ -339,6 +339,64 @@ async fn rate_windows_count_every_hit_once() {
             [(21, later), (2, later)],
             "{}",
             p.name
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_verification_is_read_with_its_destinations_failure_count() {
+    for p in backends().await {
+        let v = VerificationRow {
+            id: "ver_1".into(),
+            tenant: "default".into(),
+            channel: ChannelName::parse("sms").unwrap(),
+            to: "+1***".into(),
+            username: None,
+            status: VerificationStatus::Pending,
+            expires_at: NOW + 600_000,
+            created_at: NOW,
+            failure_key: Some("verify:default:sms:abc".into()),
+        };
+        p.a.insert_verification(&v).await.unwrap();
+        let (back, count) =
+            p.b.verification_for_check("default", "ver_1")
+                .await
+                .unwrap()
+                .unwrap();
+        assert_eq!(
+            (back.id.as_str(), back.failure_key.as_deref()),
+            ("ver_1", v.failure_key.as_deref()),
+            "{}",
+            p.name
+        );
+        assert!(count.is_none(), "{}", p.name);
+        for _ in 0..2 {
+            p.a.record_failure("verify:default:sms:abc", "default", NOW)
+                .await
+                .unwrap();
+        }
+        let (_, count) =
+            p.b.verification_for_check("default", "ver_1")
+                .await
+                .unwrap()
+                .unwrap();
+        assert_eq!(
+            count.map(|c| (c.failures, c.locked_until)),
+            Some((2, None)),
+            "{}",
+            p.name
+        );
+        assert!(
+            p.b.verification_for_check("default", "ver_2")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            p.b.verification_for_check("other", "ver_1")
+                .await
+                .unwrap()
+                .is_none()
         );
     }
 }

@@ -47,10 +47,16 @@ pub trait FailureStore: Send + Sync {
 }
 
 fn count(r: &impl Cols) -> Result<FailureCount> {
+    count_at(r, 0)
+}
+
+/// The count in columns `first..first + 3` (failures, locks, locked_until)
+/// of a row that selected them, e.g. after a `LEFT JOIN failures`.
+pub(super) fn count_at(r: &impl Cols, first: usize) -> Result<FailureCount> {
     Ok(FailureCount {
-        failures: u32::try_from(r.int(0)?).unwrap_or(u32::MAX),
-        locks: u32::try_from(r.int(1)?).unwrap_or(u32::MAX),
-        locked_until: r.opt_int(2)?,
+        failures: u32::try_from(r.int(first)?).unwrap_or(u32::MAX),
+        locks: u32::try_from(r.int(first + 1)?).unwrap_or(u32::MAX),
+        locked_until: r.opt_int(first + 2)?,
     })
 }
 

@@ -11,7 +11,7 @@
 use super::{R, TwoFactor};
 use crate::crypto::sha256_hex;
 use crate::domain::{Method, TenantName};
-use crate::store::{LOCKED_UNTIL_UNLOCKED, UserRow};
+use crate::store::{FailureCount, LOCKED_UNTIL_UNLOCKED, UserRow};
 
 /// The longest a doubling lock lasts.
 const MAX_LOCK_MS: i64 = 30 * 24 * 3_600_000;
@@ -81,8 +81,13 @@ impl TwoFactor {
     /// Where `key` stands before a check: its lock, and whether it has
     /// failures counted that a success must clear.
     pub(super) async fn standing(&self, key: &str) -> R<Standing> {
-        let now = self.now_ms();
         let count = self.store.failure_count(key).await?;
+        Ok(self.standing_of(count))
+    }
+
+    /// [`TwoFactor::standing`] from a count already read (None: none stored).
+    pub(super) fn standing_of(&self, count: Option<FailureCount>) -> Standing {
+        let now = self.now_ms();
         let lock = count
             .filter(|c| c.is_locked(now))
             .and_then(|c| c.locked_until)
@@ -93,10 +98,10 @@ impl TwoFactor {
                         .max(1)
                 }),
             });
-        Ok(Standing {
+        Standing {
             lock,
             counted: count.is_some(),
-        })
+        }
     }
 
     /// Counts one failed check; locks the key when the count reaches

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::codes::{CodeCheck, CodeRequest};
-use super::failures::{Counted, verify_key};
+use super::failures::{Counted, Standing, verify_key};
 use super::{Caller, R, TwoFaError, TwoFactor};
 use crate::domain::{CodePurpose, Method, TenantName, VerificationStatus, mask_destination};
 use crate::store::VerificationRow;
@@ -26,6 +26,10 @@ impl Verification {
 
 fn subject(id: &str) -> String {
     format!("verify:{id}")
+}
+
+fn no_such() -> TwoFaError {
+    TwoFaError::NotFound("No such verification".into())
 }
 
 fn not_pending() -> TwoFaError {
@@ -103,13 +107,14 @@ impl TwoFactor {
     /// A verification, its status brought up to date (pending past its
     /// expiry becomes expired).
     pub async fn verification(&self, tenant: &TenantName, id: &str) -> R<Verification> {
-        let mut v = self
-            .store
-            .verification(tenant.as_str(), id)
-            .await?
-            .ok_or_else(|| TwoFaError::NotFound("No such verification".into()))?;
+        let v = self.store.verification(tenant.as_str(), id).await?;
+        self.up_to_date(tenant, v.ok_or_else(no_such)?).await
+    }
+
+    /// Pending past its expiry: expired, in the store too.
+    async fn up_to_date(&self, tenant: &TenantName, mut v: Verification) -> R<Verification> {
         if v.status == VerificationStatus::Pending && v.expires_at <= self.now_ms() {
-            self.finish_verification(tenant, id, VerificationStatus::Expired)
+            self.finish_verification(tenant, &v.id, VerificationStatus::Expired)
                 .await?;
             v.status = VerificationStatus::Expired;
         }
@@ -123,14 +128,21 @@ impl TwoFactor {
         code: &str,
         caller: &Caller,
     ) -> R<Verification> {
-        let mut v = self.verification(tenant, id).await?;
+        // The verification and its destination's failure count in one read.
+        let (v, count) = self
+            .store
+            .verification_for_check(tenant.as_str(), id)
+            .await?
+            .ok_or_else(no_such)?;
+        let mut v = self.up_to_date(tenant, v).await?;
         if v.status != VerificationStatus::Pending {
             return Err(not_pending());
         }
         self.limit_checks_of(&format!("check:verify:{tenant}:{id}"), caller)
             .await?;
         let actor = v.username.clone().unwrap_or_else(|| "api".into());
-        let next = self.check_counted(&v, code, &actor).await?;
+        let standing = self.standing_of(count);
+        let next = self.check_counted(&v, standing, code, &actor).await?;
         let action = if next == Some(VerificationStatus::Approved) {
             "check.approved"
         } else {
@@ -156,13 +168,13 @@ impl TwoFactor {
     async fn check_counted(
         &self,
         v: &Verification,
+        standing: Standing,
         code: &str,
         actor: &str,
     ) -> R<Option<VerificationStatus>> {
         let Some(key) = &v.failure_key else {
             return self.check_verification_code(v, code).await;
         };
-        let standing = self.standing(key).await?;
         if standing.is_locked() {
             self.store
                 .delete_code(&v.tenant, &v.subject(), &v.purpose())
