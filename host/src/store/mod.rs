@@ -47,6 +47,8 @@ mod audit;
 mod backend;
 mod codes;
 #[cfg(test)]
+mod codes_conformance;
+#[cfg(test)]
 mod conformance;
 mod console;
 mod failures;
